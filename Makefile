@@ -1,0 +1,32 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Each creates (or refreshes, when pyproject.toml changed) the Python 3.12 virtualenv first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# pyenv resolves `python3.12` through .python-version on these machines; fall back to PATH.
+BASE_PYTHON ?= $(shell command -v python3.12 || (command -v pyenv >/dev/null && pyenv which python3.12) || echo python3)
+
+.PHONY: demo test lint venv clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(BASE_PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), f"Python 3.12+ needed, got {sys.version}"'
+	@[ -x $(PY) ] || $(BASE_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/robust-score demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check robust_score tests examples benchmarks
+	$(VENV)/bin/ruff format --check robust_score tests examples benchmarks
+
+test: lint
+	$(VENV)/bin/pytest -n 2 --durations=15
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,27 @@
+"""What a score is: exact scores, adapters, the paper's trap constructions, error measures.
+
+A score is ``score_fn(x) -> grad log p(x)`` shaped like ``x`` (``x`` may be a pytree); a time
+score is ``score_fn(x, t) -> grad log p_t(x)`` under a :mod:`robust_score.schedules` schedule.
+"""
+
+from robust_score.scores.exact import (
+    from_logdensity,
+    gaussian,
+    gaussian_logdensity,
+    gaussian_mixture,
+    gaussian_mixture_logdensity,
+)
+from robust_score.scores.metrics import l2_error
+from robust_score.scores.traps import blend_weight, center_trap, memorization_trap
+
+__all__ = [
+    "blend_weight",
+    "center_trap",
+    "from_logdensity",
+    "gaussian",
+    "gaussian_logdensity",
+    "gaussian_mixture",
+    "gaussian_mixture_logdensity",
+    "l2_error",
+    "memorization_trap",
+]

@@ -1,0 +1,119 @@
+"""The paper's wrong-but-accurate scores (Cao, Chen, Sridharan & Wu, ICML 2026).
+
+Both constructions change a base score only on a region the target almost never visits, so
+the relative L2 error under the target is exponentially small in the dimension, yet a Langevin
+chain that starts inside the region never leaves it.
+"""
+
+import math
+from collections.abc import Callable
+
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+__all__ = ["center_trap", "memorization_trap", "blend_weight"]
+
+
+def blend_weight(distance, inner: float, outer: float):
+    """1 inside ``inner``, 0 outside ``outer``, linear (so Lipschitz) in between."""
+    return jnp.clip((outer - distance) / (outer - inner), 0.0, 1.0)
+
+
+def _scale(value, dim: int, default_per_sqrt_d: float):
+    return default_per_sqrt_d * math.sqrt(dim) if value is None else value
+
+
+def _check_radii(r_in, r_out, names=("r_in", "r_out")):
+    if not (math.isfinite(r_in) and r_in > 0):
+        raise ValueError(f"`{names[0]}` must be a positive finite number, got {r_in}.")
+    if not (math.isfinite(r_out) and r_out > r_in):
+        raise ValueError(f"`{names[1]}` must be finite and > `{names[0]}` ({r_in}), got {r_out}.")
+
+
+def center_trap(
+    base_score: Callable,
+    center=None,
+    *,
+    r_in: float | None = None,
+    r_out: float | None = None,
+    alpha: float = 1.0,
+) -> Callable:
+    """Thm 1: a wrong attractor ``-alpha (x - center)`` inside ``||x - center|| <= r_in``,
+    ``base_score`` outside ``r_out``, a Lipschitz blend in the shell between.
+
+    Defaults reproduce Thm 1: ``center = 0``, ``r_in = 4 sqrt(d)``, ``r_out = 5 sqrt(d)``
+    (``d`` the number of entries of the position), ``alpha = 1``. With the target
+    ``N(mu, I)``, ``||mu|| = 7 sqrt(d)``, a chain started near the centre stays at
+    ``||x|| ~ sqrt(d / alpha)``, while the target sits at ``||x|| ~ sqrt(50 d)``.
+    """
+    if not callable(base_score):
+        raise TypeError(f"`base_score` must be callable, got {type(base_score).__name__}.")
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"`alpha` must be a positive finite number, got {alpha}.")
+    if r_in is not None and r_out is not None:
+        _check_radii(r_in, r_out)
+    center_flat = None if center is None else np.asarray(ravel_pytree(center)[0])
+
+    def score(x):
+        flat, unravel = ravel_pytree(x)
+        dim = flat.size
+        inner, outer = _scale(r_in, dim, 4.0), _scale(r_out, dim, 5.0)
+        _check_radii(inner, outer)
+        c = jnp.zeros_like(flat) if center_flat is None else jnp.asarray(center_flat, flat.dtype)
+        if c.shape != flat.shape:
+            raise ValueError(f"`center` has {c.size} entries but the position has {dim}.")
+        offset = flat - c
+        weight = blend_weight(jnp.linalg.norm(offset), inner, outer)
+        base = ravel_pytree(base_score(x))[0]
+        return unravel(weight * (-alpha * offset) + (1.0 - weight) * base)
+
+    return score
+
+
+def memorization_trap(
+    base_score: Callable,
+    train_data,
+    radius: float | None = None,
+    alpha: float = 100.0,
+    *,
+    blend: float = 0.25,
+) -> Callable:
+    """Thm 7: an attractor ``-alpha (x - x_i)`` towards the nearest training point ``x_i``
+    within ``radius`` of it, ``base_score`` beyond ``(1 + blend) radius``, linear blend between.
+
+    ``train_data`` is ``(n, *event_shape)``. Defaults: ``radius = 0.16 sqrt(d)`` (the paper's),
+    ``alpha = 100`` so the well's own spread ``sqrt(d / alpha) = 0.1 sqrt(d)`` sits inside the
+    radius (use ULA steps well below ``2 / alpha``). The paper assumes training points in
+    general position (pairwise distances >= 0.4 sqrt(d)), which keeps the wells disjoint.
+    """
+    if not callable(base_score):
+        raise TypeError(f"`base_score` must be callable, got {type(base_score).__name__}.")
+    data = np.asarray(train_data, dtype=np.float64)
+    if data.ndim < 2 or data.shape[0] < 1:
+        raise ValueError(
+            f"`train_data` must be shaped (num_points, *event_shape), got {data.shape}."
+        )
+    if not np.all(np.isfinite(data)):
+        raise ValueError("`train_data` has non-finite values.")
+    data = data.reshape(data.shape[0], -1)
+    dim = data.shape[1]
+    radius = _scale(radius, dim, 0.16)
+    _check_radii(radius, radius * (1 + blend), names=("radius", "(1 + blend) * radius"))
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"`alpha` must be a positive finite number, got {alpha}.")
+    squared_norms = np.sum(data**2, axis=1)
+
+    def score(x):
+        flat, unravel = ravel_pytree(x)
+        if flat.size != dim:
+            raise ValueError(f"position has {flat.size} entries but `train_data` has {dim}.")
+        points = jnp.asarray(data, flat.dtype)
+        squared = jnp.sum(flat**2) - 2 * points @ flat + jnp.asarray(squared_norms, flat.dtype)
+        nearest = jnp.argmin(squared)
+        offset = flat - points[nearest]
+        weight = blend_weight(jnp.linalg.norm(offset), radius, radius * (1 + blend))
+        base = ravel_pytree(base_score(x))[0]
+        return unravel(weight * (-alpha * offset) + (1.0 - weight) * base)
+
+    return score
