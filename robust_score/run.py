@@ -155,8 +155,14 @@ def _to_datatree(positions, stats, num_chains, *, num_warmup, thin):
                 DivergenceWarning,
                 stacklevel=3,
             )
-    attrs = {"created_by": "robust_score.run", "num_warmup": num_warmup, "thin": thin}
-    return arviz_base.from_dict({"posterior": posterior, "sample_stats": sample_stats}, attrs=attrs)
+    with warnings.catch_warnings():
+        # many short chains are normal here (e.g. 1000 chains x 50 draws), not a mislabel
+        warnings.filterwarnings("ignore", message="Found chain dimension to be longer")
+        tree = arviz_base.from_dict({"posterior": posterior, "sample_stats": sample_stats})
+    tree["posterior"].attrs.update(
+        {"created_by": "robust_score.run", "num_warmup": num_warmup, "thin": thin}
+    )
+    return tree
 
 
 def _variable_names(tree) -> list[str]:

@@ -45,11 +45,10 @@ def init(
     check_finite_tree(position, "position")
     if score_fn is not None:
         check_score_output(score_fn, position)
+    logdensity_shape = jax.eval_shape(logdensity_fn, position).shape
+    if logdensity_shape != ():
+        raise ValueError(f"`logdensity_fn` must return a scalar, got shape {logdensity_shape}.")
     logdensity, drift = _logdensity_and_drift(logdensity_fn, score_fn)(position)
-    if jnp.ndim(logdensity) != 0:
-        raise ValueError(
-            f"`logdensity_fn` must return a scalar, got shape {jnp.shape(logdensity)}."
-        )
     return MALAState(position, logdensity, drift)
 
 

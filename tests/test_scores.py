@@ -1,0 +1,153 @@
+"""Exact scores, the paper's trap constructions and the L2 error they are judged by."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import robust_score as rs
+
+
+def _random_cov(key, dim, low=0.5, high=2.0):
+    q, _ = jnp.linalg.qr(jax.random.normal(key, (dim, dim)))
+    eigenvalues = jnp.linspace(low, high, dim)
+    return (q * eigenvalues) @ q.T
+
+
+@pytest.mark.parametrize("cov_kind", ["scalar", "diagonal", "full"])
+def test_gaussian_score_matches_closed_form_and_autodiff(cov_kind):
+    dim = 5
+    mean = jnp.arange(dim, dtype=jnp.float32)
+    cov = {
+        "scalar": 2.0,
+        "diagonal": jnp.linspace(0.5, 3.0, dim),
+        "full": _random_cov(jax.random.key(0), dim),
+    }[cov_kind]
+    full = jnp.broadcast_to(
+        jnp.diag(jnp.broadcast_to(cov, (dim,))) if jnp.ndim(cov) < 2 else cov, (dim, dim)
+    )
+    score = rs.scores.gaussian(mean, cov)
+    logdensity = rs.scores.gaussian_logdensity(mean, cov)
+    for x in jax.random.normal(jax.random.key(1), (4, dim)):
+        expected = -jnp.linalg.solve(full, x - mean)
+        np.testing.assert_allclose(score(x), expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(jax.grad(logdensity)(x), expected, rtol=1e-4, atol=1e-5)
+    reference = jax.scipy.stats.multivariate_normal.logpdf(x, mean, full)
+    np.testing.assert_allclose(logdensity(x), reference, rtol=1e-5)
+
+
+def test_gaussian_mixture_score_is_gradient_of_its_log_density_and_stable():
+    key = jax.random.key(2)
+    weights = jnp.array([0.5, 0.3, 0.2])
+    means = jax.random.normal(key, (3, 4)) * 3
+    covs = jnp.stack([_random_cov(k, 4) for k in jax.random.split(key, 3)])
+    score = jax.jit(rs.scores.gaussian_mixture(weights, means, covs))
+    logdensity = rs.scores.gaussian_mixture_logdensity(weights, means, covs)
+    for x in jax.random.normal(jax.random.key(3), (5, 4)) * 2:
+        np.testing.assert_allclose(score(x), jax.grad(logdensity)(x), rtol=1e-4, atol=1e-5)
+    far = jnp.full(4, 1e3)  # every component density underflows: log-sum-exp must not
+    assert jnp.all(jnp.isfinite(score(far)))
+    # so far out one component holds all the mass: the score is that component's
+    log_probs = jnp.array(
+        [jax.scipy.stats.multivariate_normal.logpdf(far, m, c) for m, c in zip(means, covs)]
+    )
+    top = int(jnp.argmax(jnp.log(weights) + log_probs))
+    np.testing.assert_allclose(
+        score(far), -jnp.linalg.solve(covs[top], far - means[top]), rtol=1e-3
+    )
+
+
+def test_scores_accept_pytrees_and_from_logdensity():
+    score = rs.scores.gaussian(jnp.zeros(3), 1.0)
+    position = {"a": jnp.ones(2), "b": jnp.array(2.0)}
+    out = score(position)
+    assert jax.tree.structure(out) == jax.tree.structure(position)
+    np.testing.assert_allclose(out["a"], -jnp.ones(2))
+    grad_score = rs.scores.from_logdensity(lambda x: -0.5 * jnp.sum(x**2))
+    np.testing.assert_allclose(grad_score(jnp.arange(3.0)), -jnp.arange(3.0))
+
+
+def test_center_trap_regions_and_lipschitz_blend():
+    dim = 16
+    base = rs.scores.gaussian(jnp.full(dim, 7.0), 1.0)
+    trap = rs.scores.center_trap(base, alpha=2.0)
+    direction = jnp.ones(dim) / math.sqrt(dim)
+    r_in, r_out = 4 * math.sqrt(dim), 5 * math.sqrt(dim)
+    inside, outside = 0.9 * r_in * direction, 1.1 * r_out * direction
+    np.testing.assert_allclose(trap(inside), -2.0 * inside, rtol=1e-6)
+    np.testing.assert_allclose(trap(outside), base(outside), rtol=1e-6)
+    # along a ray the blend is continuous and Lipschitz: no jumps between close radii
+    radii = jnp.linspace(0.9 * r_in, 1.1 * r_out, 2001)
+    values = jax.vmap(lambda r: trap(r * direction))(radii)
+    jumps = jnp.linalg.norm(jnp.diff(values, axis=0), axis=1) / jnp.diff(radii)
+    assert float(jnp.max(jumps)) < 60.0
+
+
+def test_center_trap_with_explicit_center_and_radii():
+    base = rs.scores.gaussian(jnp.zeros(3), 1.0)
+    center = jnp.array([5.0, 0.0, 0.0])
+    trap = rs.scores.center_trap(base, center, r_in=1.0, r_out=2.0, alpha=3.0)
+    x = center + jnp.array([0.5, 0.0, 0.0])
+    np.testing.assert_allclose(trap(x), -3.0 * (x - center))
+    np.testing.assert_allclose(trap(jnp.zeros(3)), base(jnp.zeros(3)))
+
+
+def test_memorization_trap_pulls_to_nearest_training_point_only_nearby():
+    dim = 50
+    data = jax.random.normal(jax.random.key(4), (10, dim))
+    base = rs.scores.gaussian(jnp.zeros(dim), 1.0)
+    trap = rs.scores.memorization_trap(base, data)
+    radius = 0.16 * math.sqrt(dim)
+    near = data[3] + 0.5 * radius * jnp.ones(dim) / math.sqrt(dim)
+    np.testing.assert_allclose(trap(near), -100.0 * (near - data[3]), rtol=1e-4, atol=1e-4)
+    far = jax.random.normal(jax.random.key(5), (dim,))
+    np.testing.assert_allclose(trap(far), base(far), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: rs.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 2.0], [2.0, 1.0]])),
+            "positive definite",
+        ),
+        (lambda: rs.scores.gaussian(jnp.zeros(2), jnp.ones((3, 3))), "`cov` must be"),
+        (
+            lambda: rs.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 0.5], [0.0, 1.0]])),
+            "symmetric",
+        ),
+        (
+            lambda: rs.scores.gaussian_mixture(jnp.ones(3), jnp.zeros((2, 2)), 1.0),
+            "`weights` must be shaped",
+        ),
+        (lambda: rs.scores.gaussian_mixture(-jnp.ones(2), jnp.zeros((2, 2)), 1.0), "non-negative"),
+        (lambda: rs.scores.center_trap(None), "`base_score` must be callable"),
+        (lambda: rs.scores.center_trap(lambda x: x, r_in=2.0, r_out=1.0), "`r_out`"),
+        (lambda: rs.scores.center_trap(lambda x: x, alpha=-1.0), "`alpha`"),
+        (lambda: rs.scores.memorization_trap(lambda x: x, jnp.zeros((0, 3))), "`train_data`"),
+        (lambda: rs.scores.memorization_trap(lambda x: x, jnp.zeros(3)), "`train_data`"),
+        (lambda: rs.scores.from_logdensity(3), "`logdensity_fn` must be callable"),
+    ],
+)
+def test_bad_score_arguments_raise_clear_errors(build, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        build()
+
+
+def test_dimension_mismatch_is_reported():
+    score = rs.scores.gaussian(jnp.zeros(3), 1.0)
+    with pytest.raises(ValueError, match="dimension 3"):
+        score(jnp.zeros(4))
+
+
+def test_l2_error_relative_and_absolute():
+    exact = rs.scores.gaussian(jnp.zeros(4), 1.0)
+    scaled = lambda x: 1.1 * exact(x)  # noqa: E731
+    samples = jax.random.normal(jax.random.key(6), (4000, 4))
+    np.testing.assert_allclose(rs.scores.l2_error(scaled, exact, samples), 0.01, rtol=1e-4)
+    absolute = rs.scores.l2_error(scaled, exact, samples, relative=False)
+    np.testing.assert_allclose(absolute, 0.01 * jnp.mean(jnp.sum(samples**2, axis=1)), rtol=1e-4)
+    with pytest.raises(ValueError, match="leading axis"):
+        rs.scores.l2_error(scaled, exact, jnp.array(1.0))
