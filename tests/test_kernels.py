@@ -15,8 +15,8 @@ NUM_CHAINS = 1000
 NUM_STEPS, THIN, WARMUP = 400, 100, 600
 
 
-def _starts(dim, key=jax.random.key(7)):
-    return jax.random.normal(key, (NUM_CHAINS, dim))
+def _starts(dim):
+    return jax.random.normal(jax.random.key(7), (NUM_CHAINS, dim))
 
 
 @pytest.mark.slow

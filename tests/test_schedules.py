@@ -25,7 +25,7 @@ def test_ve_and_edm_are_pure_noise_addition():
         t = jnp.linspace(schedule.t_min, schedule.T, 5)
         np.testing.assert_allclose(schedule.alpha(t), 1.0)
         np.testing.assert_allclose(schedule.drift_coefficient(t), 0.0, atol=1e-7)
-        dsigma2 = jax.vmap(jax.grad(lambda s: schedule.sigma(s) ** 2))(t)
+        dsigma2 = jax.vmap(jax.grad(lambda s, sch=schedule: sch.sigma(s) ** 2))(t)
         np.testing.assert_allclose(schedule.diffusion_squared(t), dsigma2, rtol=1e-5)
     ve = rs.schedules.ve(sigma_min=0.01, sigma_max=50.0)
     assert float(ve.sigma(1.0)) == pytest.approx(50.0, rel=1e-5)

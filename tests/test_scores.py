@@ -51,7 +51,10 @@ def test_gaussian_mixture_score_is_gradient_of_its_log_density_and_stable():
     assert jnp.all(jnp.isfinite(score(far)))
     # so far out one component holds all the mass: the score is that component's
     log_probs = jnp.array(
-        [jax.scipy.stats.multivariate_normal.logpdf(far, m, c) for m, c in zip(means, covs)]
+        [
+            jax.scipy.stats.multivariate_normal.logpdf(far, m, c)
+            for m, c in zip(means, covs, strict=True)
+        ]
     )
     top = int(jnp.argmax(jnp.log(weights) + log_probs))
     np.testing.assert_allclose(
