@@ -1,9 +1,13 @@
 # Two commands do everything on a fresh machine: `make demo` and `make test`.
 # Each creates (or refreshes, when pyproject.toml changed) the Python 3.12 virtualenv first.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LINT_PATHS := $(wildcard robust_score tests examples benchmarks)
+# this machine's pip config names local indexes that may be absent: keep its noise out
+QUIET_PIP := sed '/^WARNING: Location/d'
 # pyenv resolves `python3.12` through .python-version on these machines; fall back to PATH.
 BASE_PYTHON ?= $(shell command -v python3.12 || (command -v pyenv >/dev/null && pyenv which python3.12) || echo python3)
 
@@ -12,8 +16,9 @@ BASE_PYTHON ?= $(shell command -v python3.12 || (command -v pyenv >/dev/null && 
 $(STAMP): pyproject.toml constraints.txt
 	@$(BASE_PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), f"Python 3.12+ needed, got {sys.version}"'
 	@[ -x $(PY) ] || $(BASE_PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet --upgrade pip 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]' 2>&1 | $(QUIET_PIP)
+	@$(PY) -c 'import robust_score'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -22,8 +27,8 @@ demo: $(STAMP)
 	$(VENV)/bin/robust-score demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check robust_score tests examples benchmarks
-	$(VENV)/bin/ruff format --check robust_score tests examples benchmarks
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
 test: lint
 	$(VENV)/bin/pytest -n 2 --durations=15
