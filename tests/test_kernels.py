@@ -155,6 +155,7 @@ def test_mala_rejects_non_finite_proposals_and_flags_them():
         return jnp.where(jnp.abs(x[0]) < 1.0, -0.5 * jnp.sum(x**2), -jnp.inf)
 
     mala = rs.mala(logdensity, 1.0, score_fn=lambda x: -x)
-    tree = rs.run(mala, jax.random.key(0), jnp.zeros((8, 2)), 200)
+    with pytest.warns(rs.DivergenceWarning):
+        tree = rs.run(mala, jax.random.key(0), jnp.zeros((8, 2)), 200)
     assert np.isfinite(tree.posterior["x"].values).all()
     assert tree.sample_stats["acceptance_rate"].min() == 0.0
