@@ -12,7 +12,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["center_trap", "memorization_trap", "blend_weight"]
+from robust_score.schedules import Schedule
+
+__all__ = [
+    "center_trap",
+    "center_trap_time",
+    "memorization_trap",
+    "memorization_trap_time",
+    "blend_weight",
+]
 
 
 def blend_weight(distance, inner: float, outer: float):
@@ -114,6 +122,131 @@ def memorization_trap(
         offset = flat - points[nearest]
         weight = blend_weight(jnp.linalg.norm(offset), radius, radius * (1 + blend))
         base = ravel_pytree(base_score(x))[0]
+        return unravel(weight * (-alpha * offset) + (1.0 - weight) * base)
+
+    return score
+
+
+def _check_time_trap_inputs(base_time_score, schedule) -> None:
+    if not callable(base_time_score):
+        raise TypeError(
+            f"`base_time_score` must be callable as base_time_score(x, t), "
+            f"got {type(base_time_score).__name__}."
+        )
+    if not isinstance(schedule, Schedule):
+        raise TypeError(
+            f"`schedule` must be a robust_score.schedules.Schedule, got {type(schedule).__name__}."
+        )
+
+
+def center_trap_time(
+    base_time_score: Callable,
+    schedule: Schedule,
+    center=None,
+    *,
+    r_in: float | None = None,
+    r_out: float | None = None,
+    alpha: float = 1.0,
+) -> Callable:
+    """:func:`center_trap` at every noise level: a time score ``(x, t) -> ...`` that is wrong
+    only where ``p_t`` has (exponentially) no mass, at every ``t``.
+
+    At time ``t`` the trap is the data-space trap carried by the forward scaling
+    ``x -> alpha(t) x``: the attractor ``-alpha_trap (x - alpha(t) center)`` inside
+    ``||x - alpha(t) center|| <= alpha(t) r_in``, ``base_time_score(x, t)`` outside
+    ``alpha(t) r_out``, the same Lipschitz blend in between (defaults as in
+    :func:`center_trap`: ``r_in = 4 sqrt(d)``, ``r_out = 5 sqrt(d)``, ``center = 0``).
+
+    Why the L2 error stays small under every ``p_t``: with ``x_t = alpha x_0 + sigma eps``
+    and ``R = ||x_0 - c||``, ``||x_t - alpha c||^2 = alpha^2 R^2 + sigma^2 ||eps||^2 +
+    2 alpha sigma R Z`` with ``Z ~ N(0, 1)`` given ``x_0``. Bounding the cross term by
+    ``delta alpha^2 R^2 + sigma^2 Z^2 / delta`` gives ``||x_t - alpha c||^2 >= (1 - delta)
+    alpha^2 R^2`` unless ``Z^2 > delta ||eps||^2 ~ delta d``, which has probability
+    ``~ exp(-delta d / 2)``: noise does not bring a draw closer to the scaled centre. So ``p_t``
+    puts no more mass in the scaled trap than ``p`` puts in the data-space ball of radius
+    ``r_out / sqrt(1 - delta)``, plus ``exp(-delta d / 2)``. For the paper's target
+    ``N(mu, I)``, ``||mu|| = 7 sqrt(d)``, ``R ~ 7.07 sqrt(d)`` exceeds
+    ``r_out / sqrt(1 - delta) = 5.8 sqrt(d)`` at ``delta = 1/4``: the mass is exponentially
+    small in ``d`` at every ``t``. Shrinking the trap with ``alpha`` is what makes this hold
+    under VP schedules: a fixed ball around ``0`` would contain all of ``p_T ~ N(0, I)``. The
+    slope ``alpha_trap`` is kept fixed, so the score's Lipschitz constant does not blow up as
+    ``alpha(t) -> 0``.
+
+    At ``t_min`` (``alpha ~ 1``) this is :func:`center_trap` of the base score: Langevin with
+    that score started at the centre is trapped, while samplers that anneal from noise never
+    enter the trap.
+    """
+    _check_time_trap_inputs(base_time_score, schedule)
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"`alpha` must be a positive finite number, got {alpha}.")
+    if r_in is not None and r_out is not None:
+        _check_radii(r_in, r_out)
+    center_flat = None if center is None else np.asarray(ravel_pytree(center)[0])
+
+    def score(x, t):
+        flat, unravel = ravel_pytree(x)
+        dim = flat.size
+        inner, outer = _scale(r_in, dim, 4.0), _scale(r_out, dim, 5.0)
+        _check_radii(inner, outer)
+        c = jnp.zeros_like(flat) if center_flat is None else jnp.asarray(center_flat, flat.dtype)
+        if c.shape != flat.shape:
+            raise ValueError(f"`center` has {c.size} entries but the position has {dim}.")
+        scaling = schedule.alpha(jnp.asarray(t, flat.dtype))
+        offset = flat - scaling * c
+        weight = blend_weight(jnp.linalg.norm(offset), scaling * inner, scaling * outer)
+        base = ravel_pytree(base_time_score(x, t))[0]
+        return unravel(weight * (-alpha * offset) + (1.0 - weight) * base)
+
+    return score
+
+
+def memorization_trap_time(
+    base_time_score: Callable,
+    schedule: Schedule,
+    train_data,
+    radius: float | None = None,
+    alpha: float = 100.0,
+    *,
+    blend: float = 0.25,
+) -> Callable:
+    """:func:`memorization_trap` at every noise level: at time ``t`` the wells sit at
+    ``alpha(t) x_i`` with radius ``alpha(t) radius`` (blend out to ``(1 + blend)`` times that),
+    slope ``-alpha_trap (x - alpha(t) x_i)``, and ``base_time_score(x, t)`` elsewhere.
+
+    The argument of :func:`center_trap_time` applies well by well: noise does not bring a draw
+    closer to a scaled training point, so ``p_t`` gives each scaled well no more mass than
+    ``p`` gives a slightly enlarged data-space well (plus an exponentially small term), which
+    is exponentially small when a fresh draw from ``p`` is far from every training point
+    (``~ sqrt(2 d)`` for standardised data, against a radius of ``0.16 sqrt(d)``). Scaling
+    keeps the wells disjoint at every ``t``, since pairwise distances and radii shrink
+    together. At ``t_min`` this is :func:`memorization_trap` of the base score.
+    """
+    _check_time_trap_inputs(base_time_score, schedule)
+    data = np.asarray(train_data, dtype=np.float64)
+    if data.ndim < 2 or data.shape[0] < 1:
+        raise ValueError(
+            f"`train_data` must be shaped (num_points, *event_shape), got {data.shape}."
+        )
+    if not np.all(np.isfinite(data)):
+        raise ValueError("`train_data` has non-finite values.")
+    data = data.reshape(data.shape[0], -1)
+    dim = data.shape[1]
+    radius = _scale(radius, dim, 0.16)
+    _check_radii(radius, radius * (1 + blend), names=("radius", "(1 + blend) * radius"))
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"`alpha` must be a positive finite number, got {alpha}.")
+
+    def score(x, t):
+        flat, unravel = ravel_pytree(x)
+        if flat.size != dim:
+            raise ValueError(f"position has {flat.size} entries but `train_data` has {dim}.")
+        scaling = schedule.alpha(jnp.asarray(t, flat.dtype))
+        points = scaling * jnp.asarray(data, flat.dtype)
+        nearest = jnp.argmin(jnp.sum((points - flat) ** 2, axis=1))
+        offset = flat - points[nearest]
+        inner = scaling * radius
+        weight = blend_weight(jnp.linalg.norm(offset), inner, inner * (1 + blend))
+        base = ravel_pytree(base_time_score(x, t))[0]
         return unravel(weight * (-alpha * offset) + (1.0 - weight) * base)
 
     return score

@@ -1,0 +1,141 @@
+"""Pieces shared by the samplers that anneal from noise (annealed Langevin, reverse diffusion).
+
+Both work on the flat vector of a (possibly pytree) position, start either from the prior or
+from the current state renoised to ``t_start``, walk down a grid of times, and may finish with
+one Tweedie denoising step. Keeping these here means the two kernels differ only in how they
+move between noise levels.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from robust_score._checks import check_finite_tree, check_score_output
+from robust_score.schedules import Schedule
+
+__all__ = [
+    "Levels",
+    "check_count",
+    "check_schedule",
+    "check_time_score",
+    "check_time_score_output",
+    "flat_time_score",
+    "levels_on",
+    "resolve_t_start",
+    "snr_step_size",
+    "starting_point",
+    "time_like",
+    "tweedie_denoise",
+]
+
+
+class Levels(NamedTuple):
+    """Schedule quantities at a set of times (arrays of one shape)."""
+
+    t: jax.Array
+    alpha: jax.Array
+    sigma: jax.Array
+    drift: jax.Array  # f(t): the forward SDE drift is f(t) x
+    diffusion_squared: jax.Array  # g(t)^2
+
+
+def check_schedule(schedule) -> None:
+    if not isinstance(schedule, Schedule):
+        raise TypeError(
+            f"`schedule` must be a robust_score.schedules.Schedule (e.g. rs.schedules.vp()), "
+            f"got {type(schedule).__name__}."
+        )
+
+
+def check_time_score(time_score_fn) -> None:
+    if not callable(time_score_fn):
+        raise TypeError(
+            f"`time_score_fn` must be callable as time_score_fn(x, t), "
+            f"got {type(time_score_fn).__name__}."
+        )
+
+
+def check_count(value, name: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+
+
+def resolve_t_start(schedule: Schedule, t_start) -> float:
+    """``None`` means ``T``; anything else must be a number in ``[t_min, T]``."""
+    if t_start is None:
+        return float(schedule.T)
+    schedule.check_time(t_start, "t_start")
+    return float(t_start)
+
+
+def time_like(position, value) -> jax.Array:
+    """The scalar time handed to a time score: an array of the position's dtype."""
+    dtype = jnp.result_type(jax.tree.leaves(position)[0])
+    return jnp.asarray(value, dtype)
+
+
+def check_time_score_output(time_score_fn, position, schedule: Schedule) -> None:
+    check_finite_tree(position, "position")
+    check_score_output(
+        time_score_fn, position, "time_score_fn", time_like(position, schedule.t_min)
+    )
+
+
+def flat_time_score(time_score_fn: Callable, unravel: Callable) -> Callable:
+    """The time score on flat vectors, so a kernel's arithmetic never touches pytrees."""
+
+    def score(flat, t):
+        return ravel_pytree(time_score_fn(unravel(flat), t))[0]
+
+    return score
+
+
+def levels_on(schedule: Schedule, times, dtype) -> Levels:
+    """Schedule quantities on a time grid, computed once while tracing (they are constants
+    of the compiled program, not recomputed per step)."""
+    with jax.ensure_compile_time_eval():
+        times = jnp.asarray(times, dtype)
+        return Levels(
+            t=times,
+            alpha=jnp.asarray(schedule.alpha(times), dtype),
+            sigma=jnp.asarray(schedule.sigma(times), dtype),
+            drift=jnp.asarray(schedule.drift_coefficient(times), dtype),
+            diffusion_squared=jnp.asarray(schedule.diffusion_squared(times), dtype),
+        )
+
+
+def starting_point(rng_key, flat, schedule: Schedule, t_start: float):
+    """A fresh draw from the prior ``N(0, prior_std^2 I)`` when ``t_start = T`` (the kernel is
+    then an independence sampler); otherwise the current state renoised by the forward
+    process, ``alpha(t_start) x + sigma(t_start) eps`` (a renoise-denoise Markov kernel)."""
+    noise = jax.random.normal(rng_key, flat.shape, flat.dtype)
+    if t_start >= schedule.T:
+        with jax.ensure_compile_time_eval():
+            prior_std = schedule.prior_std()
+        return prior_std * noise
+    start = levels_on(schedule, t_start, flat.dtype)
+    return start.alpha * flat + start.sigma * noise
+
+
+def tweedie_denoise(flat, score, level: Levels):
+    """``E[x_0 | x_t] = (x_t + sigma^2 grad log p_t(x_t)) / alpha`` (Tweedie's formula)."""
+    return (flat + level.sigma**2 * score) / level.alpha
+
+
+def snr_step_size(snr, sigma):
+    """Song et al. (2021)'s corrector step ``2 (snr ||z|| / ||s||)^2`` at its noise-dominated
+    value ``2 snr^2 sigma(t)^2``.
+
+    Song et al. average ``||z||`` and ``||s||`` over the whole batch, so their step is the same
+    for every sample. A per-chain kernel has only its own ``||s(x)||``, and a step that depends
+    on the position biases Langevin: the stationary law of ``x' = x + h(x) s + sqrt(2 h(x)) z``
+    is ``p / h``, here ``p ||s||^2`` (on N(0, I_3) the variance came out 37 % too large). We
+    therefore use the batch rule's value with ``||z||^2 = d`` and ``||s||^2 = d / sigma^2``: the
+    exact limit when the noise dominates the data, and otherwise the largest ``E||s||^2`` can
+    be (``p_t`` is a law convolved with ``N(0, sigma^2 I)``, so ``-Hess log p_t <= I/sigma^2``),
+    i.e. the most conservative step the batch rule would choose, which is always stable.
+    """
+    return 2.0 * snr**2 * sigma**2
