@@ -1,0 +1,57 @@
+"""Figures for trap reports, drawn with arviz-plots."""
+
+import numpy as np
+import xarray as xr
+from arviz_base import from_dict
+
+__all__ = ["plot_trap_report", "distance_tree"]
+
+
+def distance_tree(report) -> xr.DataTree:
+    """``||x - m|| / sqrt(d)`` per chain and draw of the user's run (``m``: the mean of its
+    second halves), as a DataTree with the variable ``distance_to_mean``."""
+    from robust_score.diagnostics._data import posterior_draws
+
+    draws = posterior_draws(report._data)
+    flat = draws.flat
+    center = flat[:, flat.shape[1] // 2 :].reshape(-1, draws.dim).mean(axis=0)
+    distance = np.linalg.norm(flat - center, axis=-1) / np.sqrt(draws.dim)
+    return from_dict({"posterior": {"distance_to_mean": distance}})
+
+
+def plot_trap_report(report, **kwargs):
+    """Trace and distribution of the chains' distance to their mean, with the restart groups'
+    and reference's mean distances marked: a trapped run's trace sits away from them."""
+    import arviz_plots as azp
+
+    tree = distance_tree(report)
+    collection = azp.plot_trace_dist(tree, **kwargs)
+    restart = _find(report, "restart sensitivity")
+    if restart is None or restart.status == "skipped":
+        return collection
+    # mark where each restart group settled: a level on the trace, a line on the density
+    trace_axes = _axes_of(collection, "trace")
+    dist_axes = _axes_of(collection, "dist")
+    for index, (label, group) in enumerate(restart.details["groups"].items()):
+        if "mean_distance" not in group:
+            continue
+        style = {"linestyle": "--", "linewidth": 1, "color": f"C{index + 4}", "label": label}
+        for ax in trace_axes:
+            ax.axhline(group["mean_distance"], **style)
+        for ax in dist_axes:
+            ax.axvline(group["mean_distance"], **style)
+    for ax in trace_axes:
+        ax.legend(fontsize="small", title="restarts settled at")
+    return collection
+
+
+def _find(report, name):
+    for check in report.checks:
+        if check.name == name:
+            return check
+    return None
+
+
+def _axes_of(collection, visual: str):
+    artists = np.ravel(collection.viz[visual]["distance_to_mean"].values)
+    return list({id(a.axes): a.axes for a in artists if getattr(a, "axes", None)}.values())
