@@ -8,6 +8,7 @@ chain that starts inside the region never leaves it.
 import math
 from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
@@ -57,24 +58,10 @@ def center_trap(
     """
     if not callable(base_score):
         raise TypeError(f"`base_score` must be callable, got {type(base_score).__name__}.")
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"`alpha` must be a positive finite number, got {alpha}.")
-    if r_in is not None and r_out is not None:
-        _check_radii(r_in, r_out)
-    center_flat = None if center is None else np.asarray(ravel_pytree(center)[0])
+    field = _center_trap_field(center, r_in, r_out, alpha)
 
     def score(x):
-        flat, unravel = ravel_pytree(x)
-        dim = flat.size
-        inner, outer = _scale(r_in, dim, 4.0), _scale(r_out, dim, 5.0)
-        _check_radii(inner, outer)
-        c = jnp.zeros_like(flat) if center_flat is None else jnp.asarray(center_flat, flat.dtype)
-        if c.shape != flat.shape:
-            raise ValueError(f"`center` has {c.size} entries but the position has {dim}.")
-        offset = flat - c
-        weight = blend_weight(jnp.linalg.norm(offset), inner, outer)
-        base = ravel_pytree(base_score(x))[0]
-        return unravel(weight * (-alpha * offset) + (1.0 - weight) * base)
+        return _apply(field, x, 1.0, base_score(x))
 
     return score
 
@@ -97,6 +84,46 @@ def memorization_trap(
     """
     if not callable(base_score):
         raise TypeError(f"`base_score` must be callable, got {type(base_score).__name__}.")
+    field = _memorization_field(train_data, radius, alpha, blend)
+
+    def score(x):
+        return _apply(field, x, 1.0, base_score(x))
+
+    return score
+
+
+def _apply(field, x, scaling, base):
+    """Evaluate a trap ``field`` on the flat position and unflatten: pytree-aware wrapper."""
+    flat, unravel = ravel_pytree(x)
+    return unravel(field(flat, scaling, ravel_pytree(base)[0]))
+
+
+def _center_trap_field(center, r_in, r_out, alpha):
+    """The centre trap on a flat vector, carried by the forward scaling ``alpha(t)``
+    (``scaling = 1`` in data space): attractor inside ``scaling * r_in`` around
+    ``scaling * center``, the base score outside ``scaling * r_out``."""
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"`alpha` must be a positive finite number, got {alpha}.")
+    if r_in is not None and r_out is not None:
+        _check_radii(r_in, r_out)
+    center_flat = None if center is None else np.asarray(ravel_pytree(center)[0])
+
+    def field(flat, scaling, base):
+        dim = flat.size
+        inner, outer = _scale(r_in, dim, 4.0), _scale(r_out, dim, 5.0)
+        _check_radii(inner, outer)
+        c = jnp.zeros_like(flat) if center_flat is None else jnp.asarray(center_flat, flat.dtype)
+        if c.shape != flat.shape:
+            raise ValueError(f"`center` has {c.size} entries but the position has {dim}.")
+        offset = flat - scaling * c
+        weight = blend_weight(jnp.linalg.norm(offset), scaling * inner, scaling * outer)
+        return weight * (-alpha * offset) + (1.0 - weight) * base
+
+    return field
+
+
+def _memorization_field(train_data, radius, alpha, blend):
+    """The memorisation trap on a flat vector: wells at ``scaling * x_i``."""
     data = np.asarray(train_data, dtype=np.float64)
     if data.ndim < 2 or data.shape[0] < 1:
         raise ValueError(
@@ -112,19 +139,20 @@ def memorization_trap(
         raise ValueError(f"`alpha` must be a positive finite number, got {alpha}.")
     squared_norms = np.sum(data**2, axis=1)
 
-    def score(x):
-        flat, unravel = ravel_pytree(x)
+    def field(flat, scaling, base):
         if flat.size != dim:
             raise ValueError(f"position has {flat.size} entries but `train_data` has {dim}.")
         points = jnp.asarray(data, flat.dtype)
-        squared = jnp.sum(flat**2) - 2 * points @ flat + jnp.asarray(squared_norms, flat.dtype)
-        nearest = jnp.argmin(squared)
-        offset = flat - points[nearest]
-        weight = blend_weight(jnp.linalg.norm(offset), radius, radius * (1 + blend))
-        base = ravel_pytree(base_score(x))[0]
-        return unravel(weight * (-alpha * offset) + (1.0 - weight) * base)
+        # nearest of the scaled points scaling * x_i, without forming them
+        squared = scaling**2 * jnp.asarray(squared_norms, flat.dtype) - 2 * scaling * (
+            points @ flat
+        )
+        offset = flat - scaling * points[jnp.argmin(squared)]
+        inner = scaling * radius
+        weight = blend_weight(jnp.linalg.norm(offset), inner, inner * (1 + blend))
+        return weight * (-alpha * offset) + (1.0 - weight) * base
 
-    return score
+    return field
 
 
 def _check_time_trap_inputs(base_time_score, schedule) -> None:
@@ -177,25 +205,11 @@ def center_trap_time(
     enter the trap.
     """
     _check_time_trap_inputs(base_time_score, schedule)
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"`alpha` must be a positive finite number, got {alpha}.")
-    if r_in is not None and r_out is not None:
-        _check_radii(r_in, r_out)
-    center_flat = None if center is None else np.asarray(ravel_pytree(center)[0])
+    field = _center_trap_field(center, r_in, r_out, alpha)
 
     def score(x, t):
-        flat, unravel = ravel_pytree(x)
-        dim = flat.size
-        inner, outer = _scale(r_in, dim, 4.0), _scale(r_out, dim, 5.0)
-        _check_radii(inner, outer)
-        c = jnp.zeros_like(flat) if center_flat is None else jnp.asarray(center_flat, flat.dtype)
-        if c.shape != flat.shape:
-            raise ValueError(f"`center` has {c.size} entries but the position has {dim}.")
-        scaling = schedule.alpha(jnp.asarray(t, flat.dtype))
-        offset = flat - scaling * c
-        weight = blend_weight(jnp.linalg.norm(offset), scaling * inner, scaling * outer)
-        base = ravel_pytree(base_time_score(x, t))[0]
-        return unravel(weight * (-alpha * offset) + (1.0 - weight) * base)
+        scaling = schedule.alpha(jnp.asarray(t, jnp.result_type(*jax.tree.leaves(x))))
+        return _apply(field, x, scaling, base_time_score(x, t))
 
     return score
 
@@ -222,31 +236,10 @@ def memorization_trap_time(
     together. At ``t_min`` this is :func:`memorization_trap` of the base score.
     """
     _check_time_trap_inputs(base_time_score, schedule)
-    data = np.asarray(train_data, dtype=np.float64)
-    if data.ndim < 2 or data.shape[0] < 1:
-        raise ValueError(
-            f"`train_data` must be shaped (num_points, *event_shape), got {data.shape}."
-        )
-    if not np.all(np.isfinite(data)):
-        raise ValueError("`train_data` has non-finite values.")
-    data = data.reshape(data.shape[0], -1)
-    dim = data.shape[1]
-    radius = _scale(radius, dim, 0.16)
-    _check_radii(radius, radius * (1 + blend), names=("radius", "(1 + blend) * radius"))
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"`alpha` must be a positive finite number, got {alpha}.")
+    field = _memorization_field(train_data, radius, alpha, blend)
 
     def score(x, t):
-        flat, unravel = ravel_pytree(x)
-        if flat.size != dim:
-            raise ValueError(f"position has {flat.size} entries but `train_data` has {dim}.")
-        scaling = schedule.alpha(jnp.asarray(t, flat.dtype))
-        points = scaling * jnp.asarray(data, flat.dtype)
-        nearest = jnp.argmin(jnp.sum((points - flat) ** 2, axis=1))
-        offset = flat - points[nearest]
-        inner = scaling * radius
-        weight = blend_weight(jnp.linalg.norm(offset), inner, inner * (1 + blend))
-        base = ravel_pytree(base_time_score(x, t))[0]
-        return unravel(weight * (-alpha * offset) + (1.0 - weight) * base)
+        scaling = schedule.alpha(jnp.asarray(t, jnp.result_type(*jax.tree.leaves(x))))
+        return _apply(field, x, scaling, base_time_score(x, t))
 
     return score
