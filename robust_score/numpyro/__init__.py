@@ -1,0 +1,25 @@
+"""NumPyro drop-in kernels: write the model once, swap the kernel.
+
+.. code::
+
+    from numpyro.infer import MCMC
+    import robust_score as rs
+
+    mcmc = MCMC(rs.numpyro.ScoreLangevin(model, adjust=True), num_warmup=1000, num_samples=1000)
+
+The classes are thin ``numpyro.infer.mcmc.MCMCKernel`` adapters over the kernels in
+:mod:`robust_score.kernels`: the moves are the same code ``rs.ula`` / ``rs.mala`` /
+``rs.reverse_diffusion`` run, in NumPyro's unconstrained space.
+"""
+
+from robust_score.numpyro.diffusion import ScoreDiffusion, ScoreDiffusionState
+from robust_score.numpyro.langevin import ScoreLangevin, ScoreLangevinState
+from robust_score.numpyro.transforms import constrained_score_to_unconstrained
+
+__all__ = [
+    "ScoreDiffusion",
+    "ScoreDiffusionState",
+    "ScoreLangevin",
+    "ScoreLangevinState",
+    "constrained_score_to_unconstrained",
+]

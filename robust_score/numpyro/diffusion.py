@@ -1,0 +1,220 @@
+"""``ScoreDiffusion``: reverse-diffusion draws as a NumPyro ``MCMCKernel``.
+
+A thin adapter over :mod:`robust_score.kernels.reverse_diffusion` (the kernel behind
+``rs.reverse_diffusion``), run in the model's unconstrained space: every NumPyro iteration is
+one reverse-diffusion trajectory, and NumPyro's ``postprocess_fn`` maps its end point to the
+model's constrained sites and deterministic values.
+"""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import random
+from numpyro.infer.initialization import init_to_uniform
+from numpyro.infer.mcmc import MCMCKernel
+from numpyro.util import identity
+
+from robust_score.kernels import reverse_diffusion
+from robust_score.numpyro._common import check_finite_start, check_site_fn, setup_model
+from robust_score.schedules import Schedule
+
+__all__ = ["ScoreDiffusion", "ScoreDiffusionState"]
+
+
+class ScoreDiffusionState(NamedTuple):
+    """State of :class:`ScoreDiffusion` (one chain).
+
+    - **i**: iteration (warm-up and sampling alike: nothing is tuned).
+    - **z**: the latest draw, unconstrained values at the latent sites.
+    - **potential_energy**: ``-log p(z)`` of the model at the draw (a diagnostic: the
+      reverse diffusion never uses it).
+    - **diverging**: the trajectory hit a non-finite position or score; the draw was not
+      taken and the previous one is repeated.
+    - **num_diverging**: divergences so far.
+    - **rng_key**: the chain's PRNG key.
+    """
+
+    i: jax.Array
+    z: Any
+    potential_energy: jax.Array
+    diverging: jax.Array
+    num_diverging: jax.Array
+    rng_key: jax.Array
+
+
+class ScoreDiffusion(MCMCKernel):
+    """Reverse-diffusion sampling behind NumPyro's ``MCMC``, driven by a time score.
+
+    .. code::
+
+        kernel = rs.numpyro.ScoreDiffusion(model, time_score_fn=score, schedule=rs.schedules.vp())
+        mcmc = MCMC(kernel, num_warmup=0, num_samples=1000, num_chains=4)
+
+    Each iteration integrates the reverse-time process of ``schedule`` from ``t_start`` down
+    to ``t_min`` in NumPyro's unconstrained space (:func:`robust_score.reverse_diffusion`;
+    ``method`` ``"sde"``, ``"ode"`` or ``"pc"``). With ``t_start=None`` (the schedule's
+    ``T``) every trajectory starts from fresh noise: an independence kernel, so draws are
+    independent, there is nothing to warm up, and a wrong score cannot trap a chain the way it
+    traps Langevin (the error it causes is bounded by the score's L2 error at each noise
+    level). A ``t_start`` below ``T`` renoises the current draw and denoises it back.
+
+    The model supplies the sites, their transforms (``get_samples()`` holds constrained values
+    and deterministic sites) and ``potential_energy`` for diagnostics; the draws come from
+    ``time_score_fn`` alone. A trajectory that hits a non-finite value is not taken: the
+    chain repeats its last draw and the iteration is flagged ``diverging``.
+
+    :param model: Python callable with NumPyro primitives (continuous latent sites only).
+    :param potential_fn: instead of ``model``: ``z -> -log p(z)``, reported as
+        ``potential_energy``; then ``init_params`` (a template of the position) must be given.
+    :param time_score_fn: ``(z, t) -> grad log p_t(z)`` over the unconstrained sites
+        (``{site: array}`` for a model) for the forward process of ``schedule``; ``t`` is a
+        scalar array of the position's dtype.
+    :param schedule: a :mod:`robust_score.schedules` schedule.
+    :param num_steps: moves per trajectory.
+    :param method: ``"sde"`` (Euler–Maruyama), ``"ode"`` (Heun, probability flow) or
+        ``"pc"`` (predictor–corrector).
+    :param t_start, snr, corrector_steps, denoise, spacing: as in
+        :func:`robust_score.reverse_diffusion`.
+    :param init_strategy: NumPyro initialisation strategy (it only fixes the sites' shapes,
+        and the draw repeated if the first trajectory diverges).
+    """
+
+    def __init__(
+        self,
+        model=None,
+        potential_fn=None,
+        *,
+        time_score_fn: Callable,
+        schedule: Schedule,
+        num_steps: int = 100,
+        method: str = "sde",
+        t_start: float | None = None,
+        snr: float = 0.16,
+        corrector_steps: int = 1,
+        denoise: bool = True,
+        spacing: str | None = None,
+        init_strategy=init_to_uniform,
+    ):
+        if not (model is None) ^ (potential_fn is None):
+            raise ValueError("Give exactly one of `model` or `potential_fn`.")
+        for name, value in (("model", model), ("potential_fn", potential_fn)):
+            if value is not None and not callable(value):
+                raise TypeError(f"`{name}` must be callable, got {type(value).__name__}.")
+        # the kernel's own constructor checks the score, schedule and settings
+        self._algorithm = reverse_diffusion.as_top_level_api(
+            time_score_fn,
+            schedule,
+            num_steps,
+            method,
+            t_start,
+            snr,
+            corrector_steps=corrector_steps,
+            denoise=denoise,
+            spacing=spacing,
+        )
+        self._model = model
+        self._potential_fn = potential_fn
+        self._time_score_fn = time_score_fn
+        self._schedule = schedule
+        self._init_strategy = init_strategy
+        self._potential_fn_gen = None
+        self._postprocess_fn = None
+        # MCMC re-runs `init` while this is None; set by `init`
+        self._sample_fn = None
+
+    @property
+    def model(self):
+        return self._model
+
+    @property
+    def sample_field(self):
+        return "z"
+
+    @property
+    def default_fields(self):
+        return ("z", "diverging")
+
+    def get_diagnostics_str(self, state):
+        return f"divergences={int(state.num_diverging)}"
+
+    def postprocess_fn(self, model_args, model_kwargs):
+        if self._postprocess_fn is None:
+            return identity
+        return self._postprocess_fn(*model_args, **(model_kwargs or {}))
+
+    def init(self, rng_key, num_warmup, init_params=None, model_args=(), model_kwargs=None):
+        del num_warmup  # nothing to tune
+        model_kwargs = {} if model_kwargs is None else model_kwargs
+        setup = setup_model(
+            "ScoreDiffusion",
+            self._model,
+            self._init_strategy,
+            rng_key,
+            init_params,
+            model_args,
+            model_kwargs,
+        )
+        self._potential_fn_gen, self._postprocess_fn = setup.potential_fn_gen, setup.postprocess_fn
+        prototype = setup.prototype
+        dtype = jnp.result_type(*jax.tree.leaves(prototype))
+        t_min = jnp.asarray(self._schedule.t_min, dtype)
+        check_site_fn(self._time_score_fn, prototype, "time_score_fn", t_min)
+        potential_fn = self._get_potential_fn(model_args, model_kwargs)
+        init_one = _init_state
+        if setup.vectorized:
+            init_one = jax.vmap(_init_state, in_axes=(0, 0, None))
+        state = init_one(setup.rng_key, setup.init_params, potential_fn)
+        check_finite_start(state.potential_energy, None, setup.vectorized)
+        self._sample_fn = self._sample_one
+        if setup.vectorized:
+            self._sample_fn = jax.vmap(self._sample_one, in_axes=(0, None, None))
+        return state
+
+    def sample(self, state, model_args, model_kwargs):
+        if self._sample_fn is None:
+            raise RuntimeError("`init` must be called before `sample`.")
+        return self._sample_fn(state, model_args, model_kwargs)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_sample_fn"] = None
+        return state
+
+    def _get_potential_fn(self, model_args, model_kwargs):
+        if self._potential_fn_gen is not None:
+            return self._potential_fn_gen(*model_args, **(model_kwargs or {}))
+        return self._potential_fn
+
+    def _sample_one(self, state, model_args, model_kwargs):
+        potential_fn = self._get_potential_fn(model_args, model_kwargs)
+        rng_key, key_draw = random.split(state.rng_key)
+        drawn, info = self._algorithm.step(
+            key_draw, reverse_diffusion.ReverseDiffusionState(state.z)
+        )
+        potential = potential_fn(drawn.position)
+        z, potential = jax.tree.map(
+            lambda old, new: jnp.where(info.is_divergent, old, new),
+            (state.z, state.potential_energy),
+            (drawn.position, potential),
+        )
+        return ScoreDiffusionState(
+            i=state.i + 1,
+            z=z,
+            potential_energy=potential,
+            diverging=info.is_divergent,
+            num_diverging=state.num_diverging + info.is_divergent,
+            rng_key=rng_key,
+        )
+
+
+def _init_state(rng_key, z, potential_fn):
+    return ScoreDiffusionState(
+        i=jnp.array(0),
+        z=z,
+        potential_energy=potential_fn(z),
+        diverging=jnp.array(False),
+        num_diverging=jnp.array(0),
+        rng_key=rng_key,
+    )

@@ -1,0 +1,396 @@
+"""``ScoreLangevin``: ULA / MALA as a NumPyro ``MCMCKernel``, driven by the model's score or
+a user's (learned, approximate) score.
+
+The class is a thin adapter: the moves are :mod:`robust_score.kernels.ula` and
+:mod:`robust_score.kernels.mala`, the step-size tuning is NumPyro's own dual averaging
+(:func:`~numpyro.infer.hmc_util.dual_averaging`), the model plumbing is
+:func:`~numpyro.infer.util.initialize_model` — the layout of ``numpyro.infer.barker``.
+"""
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import random
+from jax.flatten_util import ravel_pytree
+from numpyro.infer.hmc_util import dual_averaging
+from numpyro.infer.initialization import init_to_uniform
+from numpyro.infer.mcmc import MCMCKernel
+from numpyro.util import identity
+
+from robust_score._checks import check_positive_scalar
+from robust_score.kernels import mala, ula
+from robust_score.kernels.integrators import langevin_log_proposal
+from robust_score.numpyro._common import check_finite_start, check_site_fn, setup_model
+
+__all__ = [
+    "LangevinAdaptState",
+    "ScoreLangevin",
+    "ScoreLangevinState",
+]
+
+
+class LangevinAdaptState(NamedTuple):
+    """Step-size adaptation state: the step size for the next move and NumPyro's
+    :func:`~numpyro.infer.hmc_util.dual_averaging` state ``(x_t, x_avg, g_avg, t, prox_center)``
+    over ``log(step_size)``."""
+
+    step_size: jax.Array
+    dual_averaging_state: tuple
+
+
+class ScoreLangevinState(NamedTuple):
+    """State of :class:`ScoreLangevin` (one chain; every field gains a leading chain axis
+    under ``chain_method="vectorized"``).
+
+    - **i**: iteration, counted across warm-up and sampling (adaptation stops at
+      ``i == num_warmup``).
+    - **z**: unconstrained values at the latent sites.
+    - **potential_energy**: ``-log p(z)`` (unnormalised, unconstrained space).
+    - **score**: the drift at ``z``: ``score_fn(z)`` if given, else ``-grad potential(z)``.
+      (NumPyro's HMC carries ``z_grad = grad potential``; this is its negative, or the
+      user's replacement for it.)
+    - **accept_prob**: MALA acceptance probability of the last move. For ULA the move is
+      always taken and this is what MALA's would have been (a measure of ULA's bias).
+    - **mean_accept_prob**: its running mean over the current phase (warm-up or sampling).
+    - **diverging**: the last move was not taken because it diverged: for MALA a non-finite
+      proposal; for ULA a non-finite position, score or potential or, with the model's own
+      score, a MALA log ratio below -1000 (NumPyro HMC's divergence threshold).
+    - **num_diverging**: divergences so far in the current phase.
+    - **step_size**: the step size the last move used.
+    - **adapt_state**: :class:`LangevinAdaptState` (``adapt_state.step_size`` is the step
+      size of the next move).
+    - **rng_key**: the chain's PRNG key.
+    """
+
+    i: jax.Array
+    z: Any
+    potential_energy: jax.Array
+    score: Any
+    accept_prob: jax.Array
+    mean_accept_prob: jax.Array
+    diverging: jax.Array
+    num_diverging: jax.Array
+    step_size: jax.Array
+    adapt_state: LangevinAdaptState
+    rng_key: jax.Array
+
+
+# NumPyro's HMC calls a transition divergent when its energy error exceeds 1000
+MAX_LOG_RATIO_DROP = 1000.0
+
+
+def _potential_and_score(potential_fn: Callable, score_fn: Callable | None) -> Callable:
+    """``z -> (potential, drift)``: one value-and-grad pass for the exact score."""
+    if score_fn is None:
+
+        def exact(z):
+            potential, grad = jax.value_and_grad(potential_fn)(z)
+            return potential, jax.tree.map(jnp.negative, grad)
+
+        return exact
+    return lambda z: (potential_fn(z), score_fn(z))
+
+
+def _ula_move(rng_key, z, potential, score, potential_fn, score_fn, step_size):
+    """One ULA move, plus the MALA acceptance probability it would have had.
+
+    The move is always taken — that is ULA — unless it diverged: a non-finite position,
+    score or potential, or, with the model's own score, a MALA log ratio below
+    ``-MAX_LOG_RATIO_DROP`` (the discretisation has blown up: at a step too large for the
+    local curvature ULA runs away geometrically). Then the chain stays where it is and the
+    move is flagged. With a user ``score_fn`` the ratio also measures how far the score is
+    from the model, so only non-finite moves count there.
+    """
+    drift_fn = _potential_and_score(potential_fn, score_fn)
+    new, info = ula.build_kernel()(
+        rng_key, ula.ULAState(z, score), lambda x: drift_fn(x)[1], step_size
+    )
+    # Under jit XLA merges this forward pass with the one inside the score's gradient.
+    new_potential = potential_fn(new.position)
+    log_ratio = (
+        potential
+        - new_potential
+        + langevin_log_proposal(z, new.position, new.score, step_size)
+        - langevin_log_proposal(new.position, z, score, step_size)
+    )
+    floor = -MAX_LOG_RATIO_DROP if score_fn is None else -jnp.inf
+    diverging = info.is_divergent | ~jnp.isfinite(new_potential) | ~(log_ratio > floor)
+    log_ratio = jnp.where(diverging, -jnp.inf, log_ratio)
+    accept_prob = jnp.exp(jnp.minimum(log_ratio, 0.0))
+    z, potential, score = jax.tree.map(
+        lambda old, moved: jnp.where(diverging, old, moved),
+        (z, potential, score),
+        (new.position, new_potential, new.score),
+    )
+    return z, potential, score, accept_prob, diverging
+
+
+def _mala_move(rng_key, z, potential, score, potential_fn, score_fn, step_size):
+    """One MALA move (``robust_score.kernels.mala``): exact for ``exp(-potential)`` whatever
+    the drift; a non-finite proposal is rejected and flagged divergent."""
+    state = mala.MALAState(z, -potential, score)
+    new, info = mala.build_kernel()(rng_key, state, lambda x: -potential_fn(x), step_size, score_fn)
+    return new.position, -new.logdensity, new.score, info.acceptance_rate, info.is_divergent
+
+
+def step_size_adaptation(num_warmup: int, target_accept_prob: float):
+    """``(init, update)`` of the step size by NumPyro's dual averaging — the step-size half of
+    :func:`~numpyro.infer.hmc_util.warmup_adapter`. There is no mass matrix to adapt, so
+    there are no windows and no restarts: one dual-averaging run over the whole warm-up,
+    ending on its averaged iterate."""
+    da_init, da_update = dual_averaging()
+
+    def init(step_size):
+        # Stan's and NumPyro's prox centre, log(10 h0)
+        return LangevinAdaptState(step_size, da_init(jnp.log(10.0) + jnp.log(step_size)))
+
+    def update(i, accept_prob, adapt_state):
+        da_state = da_update(target_accept_prob - accept_prob, adapt_state.dual_averaging_state)
+        log_step_size, log_step_size_avg, *_ = da_state
+        log_step_size = jnp.where(i == num_warmup - 1, log_step_size_avg, log_step_size)
+        dtype = jnp.result_type(adapt_state.step_size)
+        finfo = jnp.finfo(dtype)
+        step_size = jnp.clip(jnp.exp(log_step_size), finfo.tiny, finfo.max).astype(dtype)
+        return LangevinAdaptState(step_size, da_state)
+
+    return init, update
+
+
+class ScoreLangevin(MCMCKernel):
+    """Langevin dynamics as a NumPyro kernel: unadjusted (ULA) or Metropolis-adjusted (MALA),
+    driven by the model's score or by a score you supply.
+
+    .. code::
+
+        mcmc = MCMC(rs.numpyro.ScoreLangevin(model, adjust=True), num_warmup=1000,
+                    num_samples=1000, num_chains=4)
+        mcmc.run(jax.random.key(0), *model_args)
+
+    Every move is ``z' = z + h s(z) + sqrt(2h) xi`` in NumPyro's unconstrained space, with
+    ``s = score_fn`` if given, else the exact ``grad log p`` of the model.
+
+    - ``adjust=False`` (ULA): the move is always taken. With the exact score the draws carry
+      an O(h) bias (for a Gaussian target the variance is inflated by ``1/(1 - h/(2 var))``);
+      with a wrong score they follow the score, wherever it leads — that is the point of
+      comparing them to NUTS.
+    - ``adjust=True`` (MALA): a Metropolis–Hastings step against the model's density makes
+      the chain exact for the model whatever ``score_fn`` is; the score only steers proposals.
+
+    Step-size adaptation (``adapt_step_size=True``, during ``num_warmup``) is NumPyro's dual
+    averaging (:func:`~numpyro.infer.hmc_util.dual_averaging`) towards
+    ``target_accept_prob``, as in NumPyro's HMC and BarkerMH. The statistic it adapts
+    on is MALA's acceptance probability of the move: for MALA the real one; **for ULA the
+    same ratio computed without rejecting anything, so ULA needs the model's potential (log
+    density) too, not only a score** — every ULA step also evaluates the potential at the
+    new point (free for the exact score: one value-and-grad pass). The ratio compares the
+    score with the potential, so with a ``score_fn`` that disagrees with the model it also
+    measures that disagreement and the step shrinks; pass ``adapt_step_size=False`` and a
+    known ``step_size`` to drive ULA by such a score at a fixed step. The mass matrix is
+    the identity (not adapted): the kernels in :mod:`robust_score.kernels` have none.
+
+    ``accept_prob`` (ArviZ: ``acceptance_rate``), ``diverging``, ``step_size`` and
+    ``potential_energy`` (ArviZ: ``lp``) can be collected with
+    ``mcmc.run(..., extra_fields=(...))``. A move that diverges is not taken and is flagged
+    ``diverging``: a non-finite position, score or potential, or (ULA with the model's
+    score) a MALA log acceptance ratio below -1000, NumPyro HMC's threshold — the
+    discretisation has blown up. Without that guard one bad move during warm-up, when dual
+    averaging tries large steps, throws a ULA chain into the far tails of eight schools.
+
+    :param model: Python callable with NumPyro primitives (continuous latent sites only).
+    :param potential_fn: instead of ``model``: ``z -> -log p(z)``; then ``init_params`` must
+        be given to ``MCMC.run``.
+    :param score_fn: optional ``z -> grad log p(z)`` in unconstrained space, over the same
+        pytree as the latent sites (for a model: ``{site: array}`` with each site's
+        unconstrained shape). It replaces the model's gradient in every move. For a score
+        written over constrained values use
+        :func:`~robust_score.numpyro.constrained_score_to_unconstrained`.
+    :param step_size: (initial) step size ``h``.
+    :param adjust: ``False``: ULA; ``True``: MALA.
+    :param adapt_step_size: tune ``h`` by dual averaging during warm-up.
+    :param target_accept_prob: target of the adaptation. Default: 0.574 for MALA, its
+        optimal rate (Roberts & Rosenthal 1998); 0.9 for ULA, whose moves are never rejected:
+        at MALA's optimal step it is unstable in the tails of eight schools (measured) and its
+        O(h) bias is large. A higher target gives a smaller step and a smaller bias.
+    :param init_strategy: a NumPyro per-site initialisation strategy.
+    """
+
+    def __init__(
+        self,
+        model=None,
+        potential_fn=None,
+        *,
+        score_fn: Callable | None = None,
+        step_size: float = 1.0,
+        adjust: bool = False,
+        adapt_step_size: bool = True,
+        target_accept_prob: float | None = None,
+        init_strategy=init_to_uniform,
+    ):
+        if not (model is None) ^ (potential_fn is None):
+            raise ValueError("Give exactly one of `model` or `potential_fn`.")
+        for name, value in (("model", model), ("potential_fn", potential_fn)):
+            if value is not None and not callable(value):
+                raise TypeError(f"`{name}` must be callable, got {type(value).__name__}.")
+        if score_fn is not None and not callable(score_fn):
+            raise TypeError(f"`score_fn` must be callable or None, got {type(score_fn).__name__}.")
+        check_positive_scalar(step_size, "step_size")
+        if not isinstance(adjust, bool):
+            raise TypeError(f"`adjust` must be True (MALA) or False (ULA), got {adjust!r}.")
+        if target_accept_prob is None:
+            target_accept_prob = 0.574 if adjust else 0.9
+        if not 0 < target_accept_prob < 1:
+            raise ValueError(f"`target_accept_prob` must lie in (0, 1), got {target_accept_prob}.")
+        self._model = model
+        self._potential_fn = potential_fn
+        self._score_fn = score_fn
+        self._step_size = float(step_size)
+        self._adjust = adjust
+        self._adapt_step_size = adapt_step_size
+        self._target_accept_prob = float(target_accept_prob)
+        self._init_strategy = init_strategy
+        self._potential_fn_gen = None
+        self._postprocess_fn = None
+        self._num_warmup = 0
+        self._adapt_update = None
+        # MCMC re-runs `init` while this is None; set by `init`
+        self._sample_fn = None
+
+    # -- the MCMCKernel protocol ------------------------------------------------------------
+    @property
+    def model(self):
+        return self._model
+
+    @property
+    def sample_field(self):
+        return "z"
+
+    @property
+    def default_fields(self):
+        return ("z", "diverging")
+
+    def get_diagnostics_str(self, state):
+        step_size, accept_prob = float(state.step_size), float(state.mean_accept_prob)
+        return (
+            f"step size {step_size:.2e}. acc. prob={accept_prob:.2f}. "
+            f"divergences={int(state.num_diverging)}"
+        )
+
+    def postprocess_fn(self, model_args, model_kwargs):
+        if self._postprocess_fn is None:
+            return identity
+        return self._postprocess_fn(*model_args, **(model_kwargs or {}))
+
+    def init(self, rng_key, num_warmup, init_params=None, model_args=(), model_kwargs=None):
+        model_kwargs = {} if model_kwargs is None else model_kwargs
+        self._num_warmup = num_warmup
+        setup = setup_model(
+            "ScoreLangevin",
+            self._model,
+            self._init_strategy,
+            rng_key,
+            init_params,
+            model_args,
+            model_kwargs,
+        )
+        self._potential_fn_gen, self._postprocess_fn = setup.potential_fn_gen, setup.postprocess_fn
+        rng_key, init_params, vectorized = setup.rng_key, setup.init_params, setup.vectorized
+        potential_fn = self._get_potential_fn(model_args, model_kwargs)
+        if self._score_fn is not None:
+            check_site_fn(self._score_fn, setup.prototype, "score_fn")
+        evaluate = _potential_and_score(potential_fn, self._score_fn)
+        potential, score = (jax.vmap(evaluate) if vectorized else evaluate)(init_params)
+        check_finite_start(potential, score, vectorized)
+
+        adapt_init, self._adapt_update = step_size_adaptation(num_warmup, self._target_accept_prob)
+        init_one = partial(_init_state, step_size=self._step_size, adapt_init=adapt_init)
+        if vectorized:
+            state = jax.vmap(init_one)(rng_key, init_params, potential, score)
+            self._sample_fn = jax.vmap(self._sample_one, in_axes=(0, None, None))
+        else:
+            state = init_one(rng_key, init_params, potential, score)
+            self._sample_fn = self._sample_one
+        return state
+
+    def sample(self, state, model_args, model_kwargs):
+        if self._sample_fn is None:
+            raise RuntimeError("`init` must be called before `sample`.")
+        return self._sample_fn(state, model_args, model_kwargs)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_sample_fn"] = None
+        state["_adapt_update"] = None
+        return state
+
+    # -- the functional core ----------------------------------------------------------------
+    def _get_potential_fn(self, model_args, model_kwargs):
+        if self._potential_fn_gen is not None:
+            return self._potential_fn_gen(*model_args, **(model_kwargs or {}))
+        return self._potential_fn
+
+    def _move(self, rng_key, z, potential, score, step_size, *, potential_fn):
+        move = _mala_move if self._adjust else _ula_move
+        return move(rng_key, z, potential, score, potential_fn, self._score_fn, step_size)
+
+    def _sample_one(self, state, model_args, model_kwargs):
+        potential_fn = self._get_potential_fn(model_args, model_kwargs)
+        rng_key, key_move = random.split(state.rng_key)
+        step_size = state.adapt_state.step_size
+        z, potential, score, accept_prob, diverging = self._move(
+            key_move,
+            state.z,
+            state.potential_energy,
+            state.score,
+            step_size,
+            potential_fn=potential_fn,
+        )
+        in_warmup = state.i < self._num_warmup
+        adapt_state = state.adapt_state
+        if self._adapt_step_size:
+            # a few scalar flops: under vmap both branches run, which costs nothing here
+            adapt_state = jax.lax.cond(
+                in_warmup,
+                lambda: self._adapt_update(state.i, accept_prob, state.adapt_state),
+                lambda: state.adapt_state,
+            )
+        # running statistics restart when sampling starts
+        itr = state.i + 1
+        n = jnp.where(in_warmup, itr, itr - self._num_warmup)
+        mean_accept_prob = state.mean_accept_prob + (accept_prob - state.mean_accept_prob) / n
+        num_diverging = jnp.where(state.i == self._num_warmup, 0, state.num_diverging)
+        return ScoreLangevinState(
+            i=itr,
+            z=z,
+            potential_energy=potential,
+            score=score,
+            accept_prob=accept_prob,
+            mean_accept_prob=mean_accept_prob,
+            diverging=diverging,
+            num_diverging=num_diverging + diverging,
+            step_size=step_size,
+            adapt_state=adapt_state,
+            rng_key=rng_key,
+        )
+
+
+def _init_state(rng_key, z, potential, score, *, step_size, adapt_init):
+    dtype = jnp.result_type(ravel_pytree(z)[0])
+    step_size = jnp.asarray(step_size, dtype)
+    adapt_state = adapt_init(step_size)
+    zero = jnp.zeros((), dtype)
+    return ScoreLangevinState(
+        i=jnp.array(0),
+        z=z,
+        potential_energy=potential,
+        score=score,
+        accept_prob=zero,
+        mean_accept_prob=zero,
+        diverging=jnp.array(False),
+        num_diverging=jnp.array(0),
+        step_size=step_size,
+        adapt_state=adapt_state,
+        rng_key=rng_key,
+    )

@@ -1,0 +1,122 @@
+"""Move a score between a NumPyro model's constrained and unconstrained spaces."""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from numpyro.distributions.transforms import biject_to
+from numpyro.handlers import seed, substitute, trace
+
+__all__ = ["constrained_score_to_unconstrained", "latent_sites"]
+
+
+def latent_sites(model, model_args=(), model_kwargs=None, rng_key=None):
+    """``{name: site}`` of the model's latent (non-observed) sample sites, from one trace."""
+    model_kwargs = {} if model_kwargs is None else model_kwargs
+    rng_key = jax.random.key(0) if rng_key is None else rng_key
+    model_trace = trace(seed(model, rng_key)).get_trace(*model_args, **model_kwargs)
+    return {
+        name: site
+        for name, site in model_trace.items()
+        if site["type"] == "sample" and not site["is_observed"]
+    }
+
+
+def check_continuous(sites: dict, who: str) -> None:
+    discrete = sorted(name for name, site in sites.items() if site["fn"].support.is_discrete)
+    if discrete:
+        raise ValueError(
+            f"{who} does not support discrete latent sites, but the model has {discrete}. "
+            "Marginalise them out of the model (e.g. with a mixture distribution), or use "
+            "numpyro.infer.DiscreteHMCGibbs / MixedHMC."
+        )
+
+
+def constrained_score_to_unconstrained(
+    model, constrained_score_fn: Callable, model_args=(), model_kwargs=None
+) -> Callable:
+    """Turn a score over the model's constrained sites into the score NumPyro samples from.
+
+    NumPyro samples every continuous latent site ``x_k`` in an unconstrained coordinate
+    ``u_k`` with ``x_k = T_k(u_k)``, ``T_k = biject_to(support_k)``. A density ``p(x)`` on the
+    constrained sites becomes ``p(T(u)) |det DT(u)|`` there, so its score is
+
+    ``grad_u log p_u(u) = DT(u)^T s(T(u)) + grad_u log |det DT(u)|``,
+
+    with ``s = constrained_score_fn``. Both terms come from one reverse-mode pass through the
+    model's transforms. The model is replayed to find them, so a support that depends on
+    another site (``Uniform(0, a)`` with a latent ``a``) is transformed with that site's
+    current value and its dependence enters ``DT`` as it should.
+
+    Parameters
+    ----------
+    model
+        The NumPyro model whose latent sites the score is over.
+    constrained_score_fn
+        ``{site: x_k} -> {site: d log p / d x_k}``: a score (learned or approximate) on the
+        constrained values, shaped like them.
+    model_args, model_kwargs
+        The model's arguments (they fix plates, data and supports).
+
+    Returns
+    -------
+    ``score_fn(u) -> {site: d log p_u / d u_k}``, to pass as
+    ``rs.numpyro.ScoreLangevin(model, score_fn=...)``.
+
+    Example
+    -------
+    .. code::
+
+        def model():
+            numpyro.sample("sigma", dist.LogNormal(0.0, 1.0))
+
+        score = constrained_score_to_unconstrained(
+            model, lambda x: {"sigma": -(1 + jnp.log(x["sigma"])) / x["sigma"]}
+        )  # the LogNormal(0, 1) score on sigma > 0; sigma = exp(u) gives -u: N(0, 1) in u
+    """
+    if not callable(constrained_score_fn):
+        raise TypeError(
+            f"`constrained_score_fn` must be callable, got {type(constrained_score_fn).__name__}."
+        )
+    model_kwargs = {} if model_kwargs is None else model_kwargs
+    sites = latent_sites(model, model_args, model_kwargs)
+    check_continuous(sites, "constrained_score_to_unconstrained")
+    replayable = seed(model, jax.random.key(0))
+
+    def constrain_with_log_det(unconstrained):
+        log_dets = []
+
+        def substitute_fn(site):
+            name = site["name"]
+            if site["type"] != "sample" or site["is_observed"] or name not in unconstrained:
+                return None
+            transform = biject_to(site["fn"].support)
+            value = transform(unconstrained[name])
+            log_dets.append(jnp.sum(transform.log_abs_det_jacobian(unconstrained[name], value)))
+            return value
+
+        model_trace = trace(substitute(replayable, substitute_fn=substitute_fn)).get_trace(
+            *model_args, **model_kwargs
+        )
+        constrained = {name: model_trace[name]["value"] for name in unconstrained}
+        return constrained, sum(log_dets, jnp.zeros(()))
+
+    def score_fn(unconstrained):
+        missing = sorted(set(sites) - set(unconstrained))
+        if missing:
+            raise ValueError(
+                f"the unconstrained position lacks the model's latent sites {missing}."
+            )
+        (constrained, log_det), pullback = jax.vjp(constrain_with_log_det, unconstrained)
+        score = constrained_score_fn(constrained)
+        if not isinstance(score, dict) or set(score) != set(constrained):
+            got = sorted(score) if isinstance(score, dict) else type(score).__name__
+            raise ValueError(
+                "`constrained_score_fn` must return a dict keyed by the latent sites "
+                f"{sorted(constrained)}, got {got}."
+            )
+        score = {name: jnp.asarray(score[name], constrained[name].dtype) for name in constrained}
+        (unconstrained_score,) = pullback((score, jnp.ones_like(log_det)))
+        return unconstrained_score
+
+    return score_fn
