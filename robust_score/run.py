@@ -12,7 +12,7 @@ from jax.tree_util import DictKey, GetAttrKey, SequenceKey
 
 from robust_score._checks import check_finite_tree
 
-__all__ = ["run", "DivergenceWarning"]
+__all__ = ["run", "sample_chains", "DivergenceWarning"]
 
 
 class DivergenceWarning(RuntimeWarning):
@@ -60,6 +60,32 @@ def run(
 
     Calls with the same algorithm object, shapes and settings reuse one compiled program.
     """
+    positions, stats = sample_chains(
+        algorithm,
+        rng_key,
+        initial_positions,
+        num_steps,
+        num_warmup=num_warmup,
+        thin=thin,
+        progress_bar=progress_bar,
+    )
+    num_chains = jax.tree.leaves(initial_positions)[0].shape[0]
+    return _to_datatree(positions, stats, num_chains, num_warmup=num_warmup, thin=thin)
+
+
+def sample_chains(
+    algorithm,
+    rng_key,
+    initial_positions,
+    num_steps: int,
+    *,
+    num_warmup: int = 0,
+    thin: int = 1,
+    progress_bar: bool = False,
+):
+    """:func:`run` without the DataTree: returns ``(positions, stats)`` as JAX arrays shaped
+    ``(chain, draw, ...)``, ``stats`` a dict of the reduced scalar ``Info`` fields. For code
+    (diagnostics, benchmarks) that consumes the draws itself."""
     if not (hasattr(algorithm, "init") and hasattr(algorithm, "step")):
         raise TypeError(
             "`algorithm` must be a blackjax.SamplingAlgorithm with `init` and `step`, "
@@ -71,7 +97,7 @@ def run(
     if thin > num_steps:
         raise ValueError(f"`thin` ({thin}) must not exceed `num_steps` ({num_steps}).")
     rng_key = _check_key(rng_key)
-    num_chains = _check_positions(initial_positions)
+    _check_positions(initial_positions)
     num_draws = num_steps // thin
 
     args = (algorithm, num_warmup, num_draws, thin, progress_bar)
@@ -82,7 +108,7 @@ def run(
         sampler = jax.jit(partial(_sample.__wrapped__, *args))
     with _ProgressBar(progress_bar, num_warmup + num_draws * thin):
         positions, stats = sampler(rng_key, initial_positions)
-    return _to_datatree(positions, stats, num_chains, num_warmup=num_warmup, thin=thin)
+    return positions, stats
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))

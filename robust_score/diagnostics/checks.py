@@ -136,12 +136,25 @@ def _rhat_1d(values: np.ndarray) -> float:
     return float(arviz_stats.rhat(values, chain_axis=0, draw_axis=1))
 
 
-def _per_variable_rhat(chains: np.ndarray) -> float:
-    """Max rank-normalised split R-hat over coordinates of ``(chain, draw, dim)``."""
+def _per_variable_rhat(chains: np.ndarray, rng, max_coordinates: int = 64) -> float:
+    """Max rank-normalised split R-hat over (at most ``max_coordinates`` randomly chosen)
+    coordinates of ``(chain, draw, dim)``: rank normalisation costs O(draws log draws) per
+    coordinate, too much to spend on all of d = 1000 for an informational number."""
     if chains.shape[0] < 2 or chains.shape[1] < 4:
         return math.nan
+    if chains.shape[-1] > max_coordinates:
+        chains = chains[..., np.sort(rng.choice(chains.shape[-1], max_coordinates, replace=False))]
     values = np.asarray(arviz_stats.rhat(chains, chain_axis=0, draw_axis=1))
     return float(np.nanmax(values))
+
+
+def _flatten_draws(positions) -> np.ndarray:
+    """Positions pytree with leading ``(chain, draw)`` axes -> ``(chain, draw, dim)``."""
+    leaves = jax.tree.leaves(positions)
+    chains, draws = leaves[0].shape[:2]
+    return np.concatenate(
+        [np.asarray(leaf, np.float64).reshape(chains, draws, -1) for leaf in leaves], axis=-1
+    )
 
 
 def restart_sensitivity(
@@ -165,7 +178,7 @@ def restart_sensitivity(
     test; R-hat across all groups is reported. A trap with shared starts shows as a group
     that leaves and ends elsewhere.
     """
-    from robust_score.run import run
+    from robust_score.run import sample_chains
 
     name = "restart sensitivity"
     if sampler is None:
@@ -213,8 +226,8 @@ def restart_sensitivity(
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # divergent restarts are reported below
-            restart = run(sampler, run_key, positions, num_steps, thin=thin)
-        restart_flat = posterior_draws(restart).flat
+            restart, _ = sample_chains(sampler, run_key, positions, num_steps, thin=thin)
+        restart_flat = _flatten_draws(restart)
         restart_flat = restart_flat[:, restart_flat.shape[1] // 2 :]
         finite_chains = np.isfinite(restart_flat).all(axis=(1, 2))
         comparison = _compare(pooled, _pooled(restart_flat), test_key, rng, max_points)
@@ -260,7 +273,7 @@ def restart_sensitivity(
         all_chains.append(_match_length(restart_flat[finite_chains], user.shape[1]))
 
     combined = np.concatenate([c for c in all_chains if len(c)], axis=0)
-    rhat = _per_variable_rhat(combined)
+    rhat = _per_variable_rhat(combined, rng)
     coefficient = max((g.get("coefficient", 0.0) for g in groups.values()), default=0.0)
     status = _worst(statuses)
     user_distance = float(np.linalg.norm(user - mean, axis=-1).mean() / math.sqrt(draws.dim))
@@ -313,7 +326,7 @@ def annealed_cross_check(
     """Draw from the same (time) score with reverse diffusion, which starts from noise and
     so is robust to a score that is wrong only off the target, and compare with the chains."""
     from robust_score.kernels.reverse_diffusion import as_top_level_api as reverse_diffusion
-    from robust_score.run import run
+    from robust_score.run import sample_chains
 
     name = "Langevin vs annealed"
     if time_score_fn is None or schedule is None:
@@ -330,8 +343,8 @@ def annealed_cross_check(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        annealed = run(sampler, run_key, starts, 1)  # one independent draw per chain
-    annealed_flat = _pooled(posterior_draws(annealed).flat)
+        annealed, _ = sample_chains(sampler, run_key, starts, 1)  # one draw per chain
+    annealed_flat = _pooled(_flatten_draws(annealed))
     result = _compare(_pooled(_second_half(draws)), annealed_flat, rng_key, rng, max_points)
     if result is None:
         return CheckResult(
