@@ -9,7 +9,7 @@ its initial-value search), for NUTS as for any kernel. So a repeat's run time is
 minus the tracing, lowering and XLA compilation JAX reports for it through ``jax.monitoring``;
 the raw wall time is printed beside it.
 
-Run: .venv/bin/python benchmarks/numpyro_vs_run.py [--dim 100 --chains 8 --steps 10000]
+Run: .venv/bin/python benchmarks/numpyro_vs_run.py [--dim 100 --chains 8 --steps 50000]
 """
 
 import argparse
@@ -48,7 +48,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--chains", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--steps", type=int, default=50_000)
     parser.add_argument("--step-size", type=float, default=0.1)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)

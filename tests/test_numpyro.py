@@ -98,8 +98,7 @@ def _summary(draws):
 
 
 def _run(kernel, name, *, num_warmup, num_samples, thinning=1, key=0, extra_fields=()):
-    model, args, kwargs, _ = MODELS[name]
-    del model
+    _, args, kwargs, _ = MODELS[name]
     mcmc = MCMC(
         kernel,
         num_warmup=num_warmup,

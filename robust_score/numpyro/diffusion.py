@@ -7,6 +7,7 @@ model's constrained sites and deterministic values.
 """
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -162,10 +163,11 @@ class ScoreDiffusion(MCMCKernel):
         t_min = jnp.asarray(self._schedule.t_min, dtype)
         check_site_fn(self._time_score_fn, prototype, "time_score_fn", t_min)
         potential_fn = self._get_potential_fn(model_args, model_kwargs)
-        init_one = _init_state
+        init_one = partial(_init_state, potential_fn=potential_fn)
         if setup.vectorized:
-            init_one = jax.vmap(_init_state, in_axes=(0, 0, None))
-        state = init_one(setup.rng_key, setup.init_params, potential_fn)
+            init_one = jax.vmap(init_one)
+        # one compiled program, not op-by-op dispatch of the potential (seconds on first use)
+        state = jax.jit(init_one)(setup.rng_key, setup.init_params)
         check_finite_start(state.potential_energy, None, setup.vectorized)
         self._sample_fn = self._sample_one
         if setup.vectorized:
@@ -209,7 +211,7 @@ class ScoreDiffusion(MCMCKernel):
         )
 
 
-def _init_state(rng_key, z, potential_fn):
+def _init_state(rng_key, z, *, potential_fn):
     return ScoreDiffusionState(
         i=jnp.array(0),
         z=z,
