@@ -174,7 +174,22 @@ def test_numpyro_mcmc_input(reference):
     assert shifted.status == "fail"
 
 
-def test_report_renders_stores_and_plots(runs):
+def test_checks_break_down_by_variable():
+    def logdensity(p):
+        return -0.5 * (jnp.sum(p["a"] ** 2) + jnp.sum(p["b"] ** 2))
+
+    starts = {"a": jnp.zeros((4, 3)), "b": jnp.zeros((4, 2))}
+    tree = rs.run(rs.mala(logdensity, 0.5), jax.random.key(0), starts, 1000)
+    key = jax.random.key(1)
+    reference = {"a": jax.random.normal(key, (800, 3)), "b": jax.random.normal(key, (800, 2))}
+    fine = reference_comparison(tree, reference)
+    moved = reference_comparison(tree, {"a": reference["a"], "b": reference["b"] + 4.0})
+    assert fine.status == "ok" and moved.status == "fail"
+    # the per-variable breakdown names the variable that differs
+    assert moved.details["per_variable"]["b"] > 0.5 > 0.1 > moved.details["per_variable"]["a"]
+
+
+def test_report_renders_stores_and_plots(runs, reference):
     tree, sampler, _ = runs["trapped"]
     report = rs.diagnostics.trap_report(tree, sampler=sampler)
     assert "FAIL" in repr(report) and "restart sensitivity" in repr(report)
@@ -188,6 +203,12 @@ def test_report_renders_stores_and_plots(runs):
     assert "trap_diagnostics" in tree.children
     collection = report.plot()
     assert collection is not None
+    with pytest.raises(ValueError, match="no score-error check"):
+        report.plot_score_errors()
+    with_scores = rs.diagnostics.trap_report(
+        tree, score_fn=TRAPPED, logdensity_fn=TARGET_LOGDENSITY, reference=reference
+    )
+    assert with_scores.plot_score_errors() is not None
 
 
 def test_bad_inputs_are_named(runs):

@@ -18,6 +18,7 @@ class Draws(NamedTuple):
     flat: np.ndarray
     unravel: callable  # flat (dim,) vector -> position pytree, as the sampler/score take it
     var_names: tuple[str, ...]
+    slices: dict  # variable name -> its slice of the flat vector
 
     @property
     def num_chains(self) -> int:
@@ -62,6 +63,12 @@ def posterior_draws(tree: xr.DataTree) -> Draws:
             )
     arrays = {name: np.asarray(posterior[name].values) for name in names}
     num_chains, num_draws = arrays[names[0]].shape[:2]
+    ordered = names if names == ("x",) else tuple(sorted(names))
+    slices, offset = {}, 0
+    for name in ordered:
+        size = int(np.prod(arrays[name].shape[2:], dtype=int))
+        slices[name] = slice(offset, offset + size)
+        offset += size
     if names == ("x",):
         template = jnp.asarray(arrays["x"][0, 0])
         flat = arrays["x"].reshape(num_chains, num_draws, -1)
@@ -72,7 +79,7 @@ def posterior_draws(tree: xr.DataTree) -> Draws:
             [arrays[name].reshape(num_chains, num_draws, -1) for name in sorted(names)], axis=-1
         )
     _, unravel = ravel_pytree(template)
-    return Draws(flat.astype(np.float64), unravel, names)
+    return Draws(flat.astype(np.float64), unravel, names, slices)
 
 
 def as_sample_matrix(samples, name: str) -> np.ndarray:

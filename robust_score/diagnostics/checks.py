@@ -102,8 +102,10 @@ def _energy_status(coefficient, p_value):
     return "ok"
 
 
-def _compare(user, other, key, rng, max_points):
-    """Energy test between two ``(n, dim)`` samples, both subsampled to ``max_points``."""
+def _compare(user, other, key, rng, max_points, slices=None):
+    """Energy test between two ``(n, dim)`` samples, both subsampled to ``max_points``.
+    With ``slices`` (variable name -> columns) and more than one variable, also the radial
+    coefficient of each variable alone, so a report can say which variable moved."""
     finite = np.isfinite(other).all(axis=1)
     if not finite.any():
         return None
@@ -119,7 +121,7 @@ def _compare(user, other, key, rng, max_points):
     radius_b = np.linalg.norm(b - center, axis=1, keepdims=True)
     _, radial, radial_p = energy_test(radius_a, radius_b, rng_key=radial_key)
     coefficient, p_value = (joint, joint_p) if joint >= radial else (radial, radial_p)
-    return {
+    result = {
         "energy": energy,
         "joint_coefficient": joint,
         "radial_coefficient": radial,
@@ -127,6 +129,22 @@ def _compare(user, other, key, rng, max_points):
         "p_value": p_value,
         "n": (len(a), len(b)),
     }
+    if slices is not None and len(slices) > 1:
+        result["per_variable"] = {
+            name: _effect_size(a[:, columns], b[:, columns], radial_key)
+            for name, columns in slices.items()
+        }
+    return result
+
+
+def _effect_size(a, b, key) -> float:
+    """The larger of the joint and radial energy coefficients (no permutations): the joint
+    one sees shifts, the radial one sees changes of spread that concentration hides."""
+    joint = energy_test(a, b, rng_key=key, num_permutations=1)[1]
+    center = np.concatenate([a, b]).mean(axis=0)
+    radius_a = np.linalg.norm(a - center, axis=1, keepdims=True)
+    radius_b = np.linalg.norm(b - center, axis=1, keepdims=True)
+    return max(joint, energy_test(radius_a, radius_b, rng_key=key, num_permutations=1)[1])
 
 
 def _rhat_1d(values: np.ndarray) -> float:
@@ -230,7 +248,9 @@ def restart_sensitivity(
         restart_flat = _flatten_draws(restart)
         restart_flat = restart_flat[:, restart_flat.shape[1] // 2 :]
         finite_chains = np.isfinite(restart_flat).all(axis=(1, 2))
-        comparison = _compare(pooled, _pooled(restart_flat), test_key, rng, max_points)
+        comparison = _compare(
+            pooled, _pooled(restart_flat), test_key, rng, max_points, draws.slices
+        )
         if comparison is None:
             groups[label] = {"status": "warn", "note": "every restart chain diverged"}
             statuses.append("warn")
@@ -302,7 +322,9 @@ def reference_comparison(data, reference, *, rng_key=None, max_points: int = 500
     draws = posterior_draws(as_datatree(data))
     reference = _check_dim(as_sample_matrix(reference, "reference"), draws.dim, "reference")
     rng_key, rng = _rng(rng_key)
-    result = _compare(_pooled(_second_half(draws)), reference, rng_key, rng, max_points)
+    result = _compare(
+        _pooled(_second_half(draws)), reference, rng_key, rng, max_points, draws.slices
+    )
     status = _energy_status(result["coefficient"], result["p_value"])
     explanation = {
         "ok": "your draws match the reference draws",
@@ -345,7 +367,9 @@ def annealed_cross_check(
         warnings.simplefilter("ignore")
         annealed, _ = sample_chains(sampler, run_key, starts, 1)  # one draw per chain
     annealed_flat = _pooled(_flatten_draws(annealed))
-    result = _compare(_pooled(_second_half(draws)), annealed_flat, rng_key, rng, max_points)
+    result = _compare(
+        _pooled(_second_half(draws)), annealed_flat, rng_key, rng, max_points, draws.slices
+    )
     if result is None:
         return CheckResult(
             name, "warn", math.nan, ENERGY_FAIL, "every reverse-diffusion draw diverged."
@@ -404,7 +428,12 @@ def score_error_along_chain(
 
     squared, norms, exact_scores = errors(chain_points)
     chain_error = float(squared.mean() / max(norms.mean(), 1e-300))
-    details = {"chain_relative_error": chain_error, "max_points": max_points}
+    scale = max(norms.mean(), 1e-300)
+    details = {
+        "chain_relative_error": chain_error,
+        "max_points": max_points,
+        "chain_errors": squared / scale,  # per draw, relative to E||grad log p||^2 there
+    }
     ksd_points = subsample(chain_points, min(max_points, 300), rng)
     _, _, ksd_scores = errors(ksd_points)
     details["ksd_chain"] = kernel_stein_discrepancy(ksd_points, ksd_scores)
@@ -415,6 +444,7 @@ def score_error_along_chain(
         )
         reference_points = subsample(reference_matrix, max_points, rng)
         ref_squared, ref_norms, _ = errors(reference_points)
+        details["reference_errors"] = ref_squared / max(ref_norms.mean(), 1e-300)
         reference_error = float(ref_squared.mean() / max(ref_norms.mean(), 1e-300))
         details["reference_relative_error"] = reference_error
         concentrated = chain_error > SCORE_ERROR_CONCENTRATION * reference_error

@@ -4,7 +4,7 @@ import numpy as np
 import xarray as xr
 from arviz_base import from_dict
 
-__all__ = ["plot_trap_report", "distance_tree"]
+__all__ = ["plot_trap_report", "plot_score_errors", "distance_tree"]
 
 
 def distance_tree(report) -> xr.DataTree:
@@ -55,3 +55,22 @@ def _find(report, name):
 def _axes_of(collection, visual: str):
     artists = np.ravel(collection.viz[visual]["distance_to_mean"].values)
     return list({id(a.axes): a.axes for a in artists if getattr(a, "axes", None)}.values())
+
+
+def plot_score_errors(report, **kwargs):
+    """Distribution of the per-draw relative score error ``||s_hat - grad log p||^2`` (log10)
+    on your draws and, when given, on reference draws: the trap signature is a reference
+    distribution near 0 and a chain distribution far to the right."""
+    import arviz_plots as azp
+
+    check = _find(report, "score error along the chain")
+    if check is None or check.status == "skipped":
+        raise ValueError(
+            "the report has no score-error check: pass `score_fn` and `logdensity_fn`."
+        )
+    floor = 1e-12  # exact agreement would be -inf on a log scale
+    variables = {"your draws": np.log10(check.details["chain_errors"] + floor)[None, :]}
+    if "reference_errors" in check.details:
+        variables["reference draws"] = np.log10(check.details["reference_errors"] + floor)[None, :]
+    tree = from_dict({"posterior": variables})
+    return azp.plot_dist(tree, **kwargs)

@@ -105,6 +105,13 @@ class TrapReport:
 
         return plot_trap_report(self, **kwargs)
 
+    def plot_score_errors(self, **kwargs):
+        """Histogram-like densities of log10 per-draw score error, yours vs the reference's
+        (needs the score-error check); see :func:`robust_score.diagnostics.plots`."""
+        from robust_score.diagnostics.plots import plot_score_errors
+
+        return plot_score_errors(self, **kwargs)
+
 
 def trap_report(
     data,
