@@ -25,7 +25,7 @@ from robust_score.kernels import mala as _mala
 from robust_score.kernels import reverse_diffusion as _reverse_diffusion
 from robust_score.kernels import ula as _ula
 from robust_score.kernels.adaptation import mala_adaptation
-from robust_score.run import DivergenceWarning, run
+from robust_score.run import DivergenceWarning, RunState, run, sample_chains
 
 __version__ = "0.1.0"
 
@@ -40,6 +40,7 @@ reverse_diffusion = GenerateSamplingAPI(
 
 __all__ = [
     "DivergenceWarning",
+    "RunState",
     "diagnostics",
     "annealed_langevin",
     "diffusion",
@@ -49,6 +50,7 @@ __all__ = [
     "numpyro",
     "reverse_diffusion",
     "run",
+    "sample_chains",
     "schedules",
     "scores",
     "ula",

@@ -3,20 +3,31 @@
 import threading
 import warnings
 from functools import partial
+from typing import Any, NamedTuple
 
 import arviz_base
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.tree_util import DictKey, GetAttrKey, SequenceKey
 
 from robust_score._checks import check_finite_tree
 
-__all__ = ["run", "sample_chains", "DivergenceWarning"]
+__all__ = ["run", "sample_chains", "RunState", "DivergenceWarning"]
 
 
 class DivergenceWarning(RuntimeWarning):
     """Some draws of a run were flagged divergent (non-finite position, score or density)."""
+
+
+class RunState(NamedTuple):
+    """Where a run stopped: every chain's algorithm state and how many steps (warm-up
+    included) the chains have taken. Pass it back as ``initial_positions`` with the same key
+    to continue: the continued draws equal those of one longer run."""
+
+    states: Any
+    step: int
 
 
 def run(
@@ -28,6 +39,8 @@ def run(
     num_warmup: int = 0,
     thin: int = 1,
     progress_bar: bool = False,
+    devices=None,
+    return_state: bool = False,
 ):
     """Run ``len(initial_positions)`` chains of ``algorithm`` and return an ``xarray.DataTree``.
 
@@ -37,10 +50,12 @@ def run(
         Any ``blackjax.SamplingAlgorithm`` (``init(position[, rng_key])``,
         ``step(rng_key, state)``): ``rs.ula``, ``rs.mala``, or BlackJAX's own.
     rng_key
-        A JAX PRNG key. Chain ``c`` uses ``fold_in(key, c)``, so its draws do not depend on
-        how many chains run beside it; the same key gives bitwise-identical draws.
+        A JAX PRNG key. Chain ``c`` uses ``fold_in(key, c)`` and step ``i`` of it
+        ``fold_in(fold_in(key, c), i)``, so its draws depend neither on how many chains run
+        beside it nor on how the run is split; the same key gives bitwise-identical draws.
     initial_positions
-        An array or pytree whose leaves share a leading chain axis.
+        An array or pytree whose leaves share a leading chain axis, or a :class:`RunState`
+        from an earlier call with ``return_state=True`` (then the chains continue from it).
     num_steps
         Steps after warm-up; every ``thin``-th is kept (``num_steps // thin`` draws).
     num_warmup
@@ -49,6 +64,12 @@ def run(
         Keep one step in ``thin``: memory grows with the kept draws only.
     progress_bar
         Show a tqdm bar fed from inside the compiled loop.
+    devices
+        ``None`` (the default device), a sequence of devices, or a ``jax.sharding.Mesh`` with
+        one axis: chains are sharded over them (the number of chains must divide evenly).
+        Draws are the same as on one device, up to floating-point rounding.
+    return_state
+        Also return the final :class:`RunState`, to continue the run later.
 
     Returns
     -------
@@ -56,11 +77,12 @@ def run(
     the variable ``x``, a dict position one variable per key) and ``sample_stats`` holding
     every scalar ``Info`` field (``is_divergent`` under ArviZ's name ``diverging``; boolean
     fields are OR-ed and numeric ones averaged over each thinning block). Divergent draws
-    also raise a :class:`DivergenceWarning` naming how many.
+    also raise a :class:`DivergenceWarning` naming how many. With ``return_state=True``, a
+    ``(tree, RunState)`` pair.
 
     Calls with the same algorithm object, shapes and settings reuse one compiled program.
     """
-    positions, stats = sample_chains(
+    positions, stats, final = sample_chains(
         algorithm,
         rng_key,
         initial_positions,
@@ -68,9 +90,11 @@ def run(
         num_warmup=num_warmup,
         thin=thin,
         progress_bar=progress_bar,
+        devices=devices,
     )
-    num_chains = jax.tree.leaves(initial_positions)[0].shape[0]
-    return _to_datatree(positions, stats, num_chains, num_warmup=num_warmup, thin=thin)
+    num_chains = jax.tree.leaves(positions)[0].shape[0]
+    tree = _to_datatree(positions, stats, num_chains, num_warmup=num_warmup, thin=thin)
+    return (tree, final) if return_state else tree
 
 
 def sample_chains(
@@ -82,10 +106,11 @@ def sample_chains(
     num_warmup: int = 0,
     thin: int = 1,
     progress_bar: bool = False,
+    devices=None,
 ):
-    """:func:`run` without the DataTree: returns ``(positions, stats)`` as JAX arrays shaped
-    ``(chain, draw, ...)``, ``stats`` a dict of the reduced scalar ``Info`` fields. For code
-    (diagnostics, benchmarks) that consumes the draws itself."""
+    """:func:`run` without the DataTree: returns ``(positions, stats, run_state)``, the first
+    two as JAX arrays shaped ``(chain, draw, ...)`` (``stats`` a dict of the reduced scalar
+    ``Info`` fields). For code (diagnostics, benchmarks) that consumes the draws itself."""
     if not (hasattr(algorithm, "init") and hasattr(algorithm, "step")):
         raise TypeError(
             "`algorithm` must be a blackjax.SamplingAlgorithm with `init` and `step`, "
@@ -97,38 +122,62 @@ def sample_chains(
     if thin > num_steps:
         raise ValueError(f"`thin` ({thin}) must not exceed `num_steps` ({num_steps}).")
     rng_key = _check_key(rng_key)
-    _check_positions(initial_positions)
+    if isinstance(initial_positions, RunState):
+        num_chains = _check_run_state(initial_positions)
+    else:
+        num_chains = _check_positions(initial_positions)
+    mesh = _as_mesh(devices, num_chains)
     num_draws = num_steps // thin
 
-    args = (algorithm, num_warmup, num_draws, thin, progress_bar)
+    init_args = (algorithm, mesh)
+    sample_args = (algorithm, num_warmup, num_draws, thin, progress_bar, mesh)
     try:
-        hash(args)
-        sampler = partial(_sample, *args)
+        hash(sample_args)
+        initialise, sampler = partial(_init, *init_args), partial(_sample, *sample_args)
     except TypeError:  # an unhashable algorithm still runs, compiled afresh per call
-        sampler = jax.jit(partial(_sample.__wrapped__, *args))
+        initialise = jax.jit(partial(_init.__wrapped__, *init_args))
+        sampler = jax.jit(partial(_sample.__wrapped__, *sample_args))
+    if isinstance(initial_positions, RunState):
+        states, start = initial_positions.states, initial_positions.step
+    else:
+        if mesh is not None:
+            initial_positions = jax.device_put(initial_positions, _chain_sharding(mesh))
+        states, start = initialise(rng_key, initial_positions), 0
     with _ProgressBar(progress_bar, num_warmup + num_draws * thin):
-        positions, stats = sampler(rng_key, initial_positions)
-    return positions, stats
+        states, positions, stats = sampler(rng_key, states, jnp.asarray(start, jnp.int32))
+    final = RunState(states, start + num_warmup + num_draws * thin)
+    return positions, stats, final
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
-def _sample(algorithm, num_warmup, num_draws, thin, progress_bar, rng_key, initial_positions):
+def _chain_keys(rng_key, num_chains):
+    return jax.vmap(partial(jax.random.fold_in, rng_key))(jnp.arange(num_chains))
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _init(algorithm, mesh, rng_key, initial_positions):
     num_chains = jax.tree.leaves(initial_positions)[0].shape[0]
-    chain_keys = jax.vmap(partial(jax.random.fold_in, rng_key))(jnp.arange(num_chains))
-    init_keys = jax.vmap(lambda k: jax.random.fold_in(k, -1 & 0x7FFFFFFF))(chain_keys)
-    states = jax.vmap(algorithm.init)(initial_positions, init_keys)
+    chain_keys = _chain_keys(rng_key, num_chains)
+    init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0x7FFFFFFF))(chain_keys)
+    return _constrain(jax.vmap(algorithm.init)(initial_positions, init_keys), mesh)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
+def _sample(algorithm, num_warmup, num_draws, thin, progress_bar, mesh, rng_key, states, start):
+    num_chains = jax.tree.leaves(states)[0].shape[0]
+    chain_keys = _constrain(_chain_keys(rng_key, num_chains), mesh)
     total = num_warmup + num_draws * thin
     report_every = max(1, total // 100)
     vmapped_step = jax.vmap(algorithm.step)
 
     def one_step(states, step_index):
-        keys = jax.vmap(jax.random.fold_in, (0, None))(chain_keys, step_index)
-        states, info = vmapped_step(keys, states)
+        keys = jax.vmap(jax.random.fold_in, (0, None))(chain_keys, start + step_index)
+        states, info = vmapped_step(keys, _constrain(states, mesh))
         if progress_bar:
             done = step_index + 1
             jax.lax.cond(
                 (done % report_every == 0) | (done == total),
-                lambda: jax.debug.callback(_ProgressBar.update_active, done, ordered=True),
+                # ordered callbacks are not supported across several devices
+                lambda: jax.debug.callback(_ProgressBar.update_active, done, ordered=mesh is None),
                 lambda: None,
             )
         return states, info
@@ -140,9 +189,52 @@ def _sample(algorithm, num_warmup, num_draws, thin, progress_bar, rng_key, initi
     if num_warmup:
         states, _ = jax.lax.scan(one_step, states, jnp.arange(num_warmup))
     block_starts = num_warmup + thin * jnp.arange(num_draws)
-    _, (positions, infos) = jax.lax.scan(keep_one_draw, states, block_starts)
+    states, (positions, infos) = jax.lax.scan(keep_one_draw, states, block_starts)
     # scan stacks draws first; ArviZ wants (chain, draw, ...)
-    return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), (positions, infos))
+    positions, infos = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), (positions, infos))
+    return states, positions, infos
+
+
+def _chain_sharding(mesh):
+    return NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
+
+
+def _constrain(tree, mesh):
+    """Keep the leading (chain) axis of every leaf sharded over ``mesh``."""
+    if mesh is None:
+        return tree
+    return jax.lax.with_sharding_constraint(tree, _chain_sharding(mesh))
+
+
+def _as_mesh(devices, num_chains):
+    if devices is None:
+        return None
+    if isinstance(devices, Mesh):
+        mesh = devices
+        if len(mesh.axis_names) != 1:
+            raise ValueError(
+                f"`devices` as a Mesh must have one axis (the chains), got {mesh.axis_names}."
+            )
+    else:
+        devices = list(devices)
+        if not devices or not all(isinstance(d, jax.Device) for d in devices):
+            raise TypeError("`devices` must be a non-empty sequence of jax devices or a Mesh.")
+        mesh = Mesh(np.array(devices), ("chain",))
+    if num_chains % mesh.size:
+        raise ValueError(
+            f"the number of chains ({num_chains}) must be a multiple of the number of "
+            f"devices ({mesh.size}) to shard chains over `devices`."
+        )
+    return mesh
+
+
+def _check_run_state(run_state: RunState) -> int:
+    leaves = jax.tree.leaves(run_state.states)
+    if not leaves or any(jnp.ndim(leaf) == 0 for leaf in leaves):
+        raise ValueError("`initial_positions` is a RunState without a leading chain axis.")
+    if not isinstance(run_state.step, int) or run_state.step < 0:
+        raise ValueError(f"RunState.step must be a non-negative int, got {run_state.step!r}.")
+    return leaves[0].shape[0]
 
 
 def _reduce_block(infos):

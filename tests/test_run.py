@@ -176,3 +176,54 @@ def test_bad_run_arguments(kwargs, error, message):
 def test_mis_shaped_initial_positions_name_the_score_problem():
     with pytest.raises(TypeError, match="`score_fn` could not be evaluated.*dimension 3"):
         rs.run(rs.ula(STANDARD, 0.1), jax.random.key(0), jnp.zeros((2, 5)), 10)
+
+
+def test_a_run_resumed_from_its_state_continues_the_same_draws():
+    algorithm = rs.mala(lambda x: -0.5 * jnp.sum(x**2), 0.5)
+    starts = jax.random.normal(jax.random.key(3), (3, 3))
+    whole = rs.run(algorithm, jax.random.key(4), starts, 60, num_warmup=10)
+    first, state = rs.run(
+        algorithm, jax.random.key(4), starts, 20, num_warmup=10, return_state=True
+    )
+    assert isinstance(state, rs.RunState) and state.step == 30
+    second = rs.run(algorithm, jax.random.key(4), state, 40)
+    joined = np.concatenate([first.posterior["x"].values, second.posterior["x"].values], axis=1)
+    np.testing.assert_array_equal(joined, whole.posterior["x"].values)
+
+
+SHARDED_SCRIPT = """
+import jax, jax.numpy as jnp, numpy as np
+import robust_score as rs
+assert jax.device_count() == 4, jax.devices()
+algorithm = rs.ula(rs.scores.gaussian(jnp.zeros(3), 1.0), 0.1)
+starts = jax.random.normal(jax.random.key(0), (8, 3))
+single = rs.run(algorithm, jax.random.key(1), starts, 50, thin=5)
+positions, _, state = rs.sample_chains(
+    algorithm, jax.random.key(1), starts, 50, thin=5, devices=jax.devices()
+)
+assert len(positions.sharding.device_set) == 4, positions.sharding
+expected = single.posterior["x"].values
+np.testing.assert_allclose(np.asarray(positions), expected, rtol=1e-5, atol=1e-6)
+sharded = rs.run(algorithm, jax.random.key(1), starts, 50, thin=5, devices=jax.devices())
+np.testing.assert_allclose(sharded.posterior["x"].values, expected, rtol=1e-5, atol=1e-6)
+try:
+    rs.run(algorithm, jax.random.key(1), starts[:6], 10, devices=jax.devices())
+except ValueError as err:
+    assert "multiple of the number of devices" in str(err)
+else:
+    raise AssertionError("6 chains on 4 devices should be refused")
+print("sharded ok")
+"""
+
+
+def test_chains_shard_over_devices_with_the_same_draws():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    result = subprocess.run(
+        [sys.executable, "-c", SHARDED_SCRIPT], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sharded ok" in result.stdout

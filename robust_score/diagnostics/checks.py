@@ -244,7 +244,7 @@ def restart_sensitivity(
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # divergent restarts are reported below
-            restart, _ = sample_chains(sampler, run_key, positions, num_steps, thin=thin)
+            restart, _, _ = sample_chains(sampler, run_key, positions, num_steps, thin=thin)
         restart_flat = _flatten_draws(restart)
         restart_flat = restart_flat[:, restart_flat.shape[1] // 2 :]
         finite_chains = np.isfinite(restart_flat).all(axis=(1, 2))
@@ -365,7 +365,7 @@ def annealed_cross_check(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        annealed, _ = sample_chains(sampler, run_key, starts, 1)  # one draw per chain
+        annealed, _, _ = sample_chains(sampler, run_key, starts, 1)  # one draw per chain
     annealed_flat = _pooled(_flatten_draws(annealed))
     result = _compare(
         _pooled(_second_half(draws)), annealed_flat, rng_key, rng, max_points, draws.slices
