@@ -19,7 +19,7 @@ from blackjax import GenerateSamplingAPI
 if not hasattr(_numpyro_infer, "initialization"):
     _numpyro_infer.initialization = sys.modules["numpyro.infer.initialization"]
 
-from robust_score import diagnostics, diffusion, kernels, numpyro, schedules, scores
+from robust_score import diagnostics, diffusion, kernels, learn, numpyro, schedules, scores
 from robust_score.kernels import annealed_langevin as _annealed_langevin
 from robust_score.kernels import mala as _mala
 from robust_score.kernels import reverse_diffusion as _reverse_diffusion
@@ -45,6 +45,7 @@ __all__ = [
     "annealed_langevin",
     "diffusion",
     "kernels",
+    "learn",
     "mala",
     "mala_adaptation",
     "numpyro",

@@ -1,15 +1,25 @@
 """The ``robust-score`` command."""
 
 import argparse
+import sys
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "reproduce":  # it parses its own options (--quick, --out, --seed)
+        from robust_score.reproduce import main as reproduce
+
+        reproduce(argv[1:])
+        return
     parser = argparse.ArgumentParser(
         prog="robust-score",
         description="Score-driven samplers under a possibly wrong score, and trap diagnostics.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="the paper's trap and memorisation results, in a table")
+    commands.add_parser(
+        "reproduce", help="the paper's experiments -> table, CSV, PNGs (--quick, --out DIR)"
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         from robust_score.demo import main as demo
