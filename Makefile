@@ -11,13 +11,13 @@ QUIET_PIP := sed '/^WARNING: Location/d'
 # pyenv resolves `python3.12` through .python-version on these machines; fall back to PATH.
 BASE_PYTHON ?= $(shell command -v python3.12 || (command -v pyenv >/dev/null && pyenv which python3.12) || echo python3)
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint docs venv clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(BASE_PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), f"Python 3.12+ needed, got {sys.version}"'
 	@[ -x $(PY) ] || $(BASE_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip 2>&1 | $(QUIET_PIP)
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]' 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,docs]' 2>&1 | $(QUIET_PIP)
 	@$(PY) -c 'import robust_score'
 	@touch $(STAMP)
 
@@ -32,6 +32,11 @@ lint: $(STAMP)
 
 test: lint
 	$(VENV)/bin/pytest -n 2 --durations=15
+
+# optional third command: the Sphinx site (pages, API reference, executed example notebooks)
+# into docs/_build/html; warnings are errors. RS_DOCS_EXECUTION=force re-runs every notebook.
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -76,8 +76,11 @@ class ScoreDiffusion(MCMCKernel):
     :param num_steps: moves per trajectory.
     :param method: ``"sde"`` (Euler–Maruyama), ``"ode"`` (Heun, probability flow) or
         ``"pc"`` (predictor–corrector).
-    :param t_start, snr, corrector_steps, denoise, spacing: as in
-        :func:`robust_score.reverse_diffusion`.
+    :param t_start: as in :func:`robust_score.reverse_diffusion`.
+    :param snr: as in :func:`robust_score.reverse_diffusion`.
+    :param corrector_steps: as in :func:`robust_score.reverse_diffusion`.
+    :param denoise: as in :func:`robust_score.reverse_diffusion`.
+    :param spacing: as in :func:`robust_score.reverse_diffusion`.
     :param init_strategy: NumPyro initialisation strategy (it only fixes the sites' shapes,
         and the draw repeated if the first trajectory diverges).
     """
