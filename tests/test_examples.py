@@ -1,5 +1,6 @@
 """The README quickstart, the example scripts and the demo run as users would run them."""
 
+import os
 import re
 import subprocess
 import sys
@@ -23,8 +24,9 @@ def test_readme_quickstart_runs_and_shows_the_trap(capsys):
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_scripts_run(path):
+    env = dict(os.environ, RS_EXAMPLE_QUICK="1")  # examples shrink their sizes under test
     result = subprocess.run(
-        [sys.executable, str(path)], capture_output=True, text=True, timeout=600, cwd=ROOT
+        [sys.executable, str(path)], capture_output=True, text=True, timeout=600, cwd=ROOT, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
