@@ -8,13 +8,63 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import random
+from numpyro.infer.mcmc import MCMCKernel
 from numpyro.infer.util import ParamInfo, initialize_model
-from numpyro.util import is_prng_key
+from numpyro.util import identity, is_prng_key
 
 from robust_score._checks import check_finite_tree, check_score_output
 from robust_score.numpyro.transforms import check_continuous, latent_sites
 
-__all__ = ["ModelSetup", "setup_model", "check_site_fn", "check_finite_start"]
+__all__ = [
+    "ModelSetup",
+    "ScoreKernelBase",
+    "setup_model",
+    "check_site_fn",
+    "check_finite_start",
+]
+
+
+class ScoreKernelBase(MCMCKernel):
+    """The MCMCKernel protocol both kernels share: the model, the sample field, the
+    postprocessing to constrained sites, pickling and dispatch to the batched or single-chain
+    ``_sample_one`` chosen at ``init``. Subclasses set ``_model``, ``_potential_fn``,
+    ``_potential_fn_gen``, ``_postprocess_fn`` and ``_sample_fn``."""
+
+    # compiled or closure-holding attributes rebuilt by `init`, dropped when pickling
+    _transient = ("_sample_fn",)
+
+    @property
+    def model(self):
+        return self._model
+
+    @property
+    def sample_field(self):
+        return "z"
+
+    @property
+    def default_fields(self):
+        return ("z", "diverging")
+
+    def postprocess_fn(self, model_args, model_kwargs):
+        if self._postprocess_fn is None:
+            return identity
+        return self._postprocess_fn(*model_args, **(model_kwargs or {}))
+
+    def sample(self, state, model_args, model_kwargs):
+        if self._sample_fn is None:
+            raise RuntimeError("`init` must be called before `sample`.")
+        return self._sample_fn(state, model_args, model_kwargs)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for name in self._transient:
+            state[name] = None
+        return state
+
+    def _get_potential_fn(self, model_args, model_kwargs):
+        if self._potential_fn_gen is not None:
+            return self._potential_fn_gen(*model_args, **(model_kwargs or {}))
+        return self._potential_fn
 
 
 class ModelSetup:

@@ -14,11 +14,14 @@ import jax
 import jax.numpy as jnp
 from jax import random
 from numpyro.infer.initialization import init_to_uniform
-from numpyro.infer.mcmc import MCMCKernel
-from numpyro.util import identity
 
 from robust_score.kernels import reverse_diffusion
-from robust_score.numpyro._common import check_finite_start, check_site_fn, setup_model
+from robust_score.numpyro._common import (
+    ScoreKernelBase,
+    check_finite_start,
+    check_site_fn,
+    setup_model,
+)
 from robust_score.schedules import Schedule
 
 __all__ = ["ScoreDiffusion", "ScoreDiffusionState"]
@@ -45,7 +48,7 @@ class ScoreDiffusionState(NamedTuple):
     rng_key: jax.Array
 
 
-class ScoreDiffusion(MCMCKernel):
+class ScoreDiffusion(ScoreKernelBase):
     """Reverse-diffusion sampling behind NumPyro's ``MCMC``, driven by a time score.
 
     .. code::
@@ -128,25 +131,8 @@ class ScoreDiffusion(MCMCKernel):
         # MCMC re-runs `init` while this is None; set by `init`
         self._sample_fn = None
 
-    @property
-    def model(self):
-        return self._model
-
-    @property
-    def sample_field(self):
-        return "z"
-
-    @property
-    def default_fields(self):
-        return ("z", "diverging")
-
     def get_diagnostics_str(self, state):
         return f"divergences={int(state.num_diverging)}"
-
-    def postprocess_fn(self, model_args, model_kwargs):
-        if self._postprocess_fn is None:
-            return identity
-        return self._postprocess_fn(*model_args, **(model_kwargs or {}))
 
     def init(self, rng_key, num_warmup, init_params=None, model_args=(), model_kwargs=None):
         del num_warmup  # nothing to tune
@@ -176,21 +162,6 @@ class ScoreDiffusion(MCMCKernel):
         if setup.vectorized:
             self._sample_fn = jax.vmap(self._sample_one, in_axes=(0, None, None))
         return state
-
-    def sample(self, state, model_args, model_kwargs):
-        if self._sample_fn is None:
-            raise RuntimeError("`init` must be called before `sample`.")
-        return self._sample_fn(state, model_args, model_kwargs)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_sample_fn"] = None
-        return state
-
-    def _get_potential_fn(self, model_args, model_kwargs):
-        if self._potential_fn_gen is not None:
-            return self._potential_fn_gen(*model_args, **(model_kwargs or {}))
-        return self._potential_fn
 
     def _sample_one(self, state, model_args, model_kwargs):
         potential_fn = self._get_potential_fn(model_args, model_kwargs)

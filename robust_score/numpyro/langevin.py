@@ -17,13 +17,16 @@ from jax import random
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc_util import dual_averaging
 from numpyro.infer.initialization import init_to_uniform
-from numpyro.infer.mcmc import MCMCKernel
-from numpyro.util import identity
 
 from robust_score._checks import check_positive_scalar
 from robust_score.kernels import mala, ula
 from robust_score.kernels.integrators import langevin_log_proposal
-from robust_score.numpyro._common import check_finite_start, check_site_fn, setup_model
+from robust_score.numpyro._common import (
+    ScoreKernelBase,
+    check_finite_start,
+    check_site_fn,
+    setup_model,
+)
 
 __all__ = [
     "LangevinAdaptState",
@@ -160,7 +163,7 @@ def step_size_adaptation(num_warmup: int, target_accept_prob: float):
     return init, update
 
 
-class ScoreLangevin(MCMCKernel):
+class ScoreLangevin(ScoreKernelBase):
     """Langevin dynamics as a NumPyro kernel: unadjusted (ULA) or Metropolis-adjusted (MALA),
     driven by the model's score or by a score you supply.
 
@@ -218,6 +221,8 @@ class ScoreLangevin(MCMCKernel):
     :param init_strategy: a NumPyro per-site initialisation strategy.
     """
 
+    _transient = ("_sample_fn", "_adapt_update")
+
     def __init__(
         self,
         model=None,
@@ -260,29 +265,12 @@ class ScoreLangevin(MCMCKernel):
         self._sample_fn = None
 
     # -- the MCMCKernel protocol ------------------------------------------------------------
-    @property
-    def model(self):
-        return self._model
-
-    @property
-    def sample_field(self):
-        return "z"
-
-    @property
-    def default_fields(self):
-        return ("z", "diverging")
-
     def get_diagnostics_str(self, state):
         step_size, accept_prob = float(state.step_size), float(state.mean_accept_prob)
         return (
             f"step size {step_size:.2e}. acc. prob={accept_prob:.2f}. "
             f"divergences={int(state.num_diverging)}"
         )
-
-    def postprocess_fn(self, model_args, model_kwargs):
-        if self._postprocess_fn is None:
-            return identity
-        return self._postprocess_fn(*model_args, **(model_kwargs or {}))
 
     def init(self, rng_key, num_warmup, init_params=None, model_args=(), model_kwargs=None):
         model_kwargs = {} if model_kwargs is None else model_kwargs
@@ -316,23 +304,7 @@ class ScoreLangevin(MCMCKernel):
             self._sample_fn = self._sample_one
         return state
 
-    def sample(self, state, model_args, model_kwargs):
-        if self._sample_fn is None:
-            raise RuntimeError("`init` must be called before `sample`.")
-        return self._sample_fn(state, model_args, model_kwargs)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_sample_fn"] = None
-        state["_adapt_update"] = None
-        return state
-
     # -- the functional core ----------------------------------------------------------------
-    def _get_potential_fn(self, model_args, model_kwargs):
-        if self._potential_fn_gen is not None:
-            return self._potential_fn_gen(*model_args, **(model_kwargs or {}))
-        return self._potential_fn
-
     def _move(self, rng_key, z, potential, score, step_size, *, potential_fn):
         move = _mala_move if self._adjust else _ula_move
         return move(rng_key, z, potential, score, potential_fn, self._score_fn, step_size)
