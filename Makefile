@@ -11,7 +11,7 @@ QUIET_PIP := sed '/^WARNING: Location/d'
 # pyenv resolves `python3.12` through .python-version on these machines; fall back to PATH.
 BASE_PYTHON ?= $(shell command -v python3.12 || (command -v pyenv >/dev/null && pyenv which python3.12) || echo python3)
 
-.PHONY: demo test lint docs venv clean
+.PHONY: demo test lint docs bench venv clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(BASE_PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), f"Python 3.12+ needed, got {sys.version}"'
@@ -37,6 +37,10 @@ test: lint
 # into docs/_build/html; warnings are errors. RS_DOCS_EXECUTION=force re-runs every notebook.
 docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+# benchmarks (~15 min on 2 cores): rewrites docs/benchmarks.md and docs/_static/benchmarks/*.png
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
