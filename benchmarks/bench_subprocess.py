@@ -104,6 +104,26 @@ def memory_child(thin):
     }
 
 
+def _thread_ticks():
+    """CPU clock ticks used so far by each thread of this process (``/proc/self/task``)."""
+    ticks = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            ticks[tid] = int(fields[11]) + int(fields[12])  # utime + stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks
+
+
+def _busy_threads(before, after, share=0.2):
+    """Threads that did at least ``share`` of the busiest thread's work between two samples."""
+    used = [after[t] - before.get(t, 0) for t in after]
+    top = max(used, default=0)
+    return sum(1 for u in used if top and u >= share * top)
+
+
 def sharding_child(repeats=4):
     import jax
     import jax.numpy as jnp
@@ -126,10 +146,13 @@ def sharding_child(repeats=4):
             first = time.perf_counter() - started
             times = []
             for seed in range(1, repeats + 1):
+                ticks = _thread_ticks()
                 started, started_cpu = time.perf_counter(), time.process_time()
                 call(seed)
-                times.append((time.perf_counter() - started, time.process_time() - started_cpu))
-            wall, cpu = min(times)
+                wall_s = time.perf_counter() - started
+                cpu_s = time.process_time() - started_cpu
+                times.append((wall_s, cpu_s, _busy_threads(ticks, _thread_ticks())))
+            wall, cpu, busy = min(times)
             out.append(
                 {
                     "devices": len(jax.devices()),
@@ -140,6 +163,7 @@ def sharding_child(repeats=4):
                     "first": first,
                     "run": wall,
                     "cpu_per_wall": cpu / wall,
+                    "busy_threads": busy,
                 }
             )
     return out
@@ -209,6 +233,7 @@ SHARDING_HEADER = [
     "run s",
     "**speed-up vs 1 device**",
     "CPU s / wall s",
+    "busy threads",
     "first call s",
 ]
 
@@ -231,6 +256,7 @@ def sharding_rows(results):
                 r["run"],
                 base[(r["dim"], r["chains"])] / r["run"],
                 r["cpu_per_wall"],
+                r["busy_threads"],
                 r["first"],
             ]
         )
