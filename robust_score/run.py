@@ -182,16 +182,29 @@ def _sample(algorithm, num_warmup, num_draws, thin, progress_bar, mesh, rng_key,
             )
         return states, info
 
-    def keep_one_draw(states, block_start):
+    def run_block(states, block_start):
         states, infos = jax.lax.scan(one_step, states, block_start + jnp.arange(thin))
         return states, (states.position, _reduce_block(infos))
 
+    # Draws go straight into buffers laid out as ArviZ wants them, (chain, draw, ...):
+    # stacking scan outputs (draw, chain, ...) and transposing would hold both copies at once.
+    kept_shapes = jax.eval_shape(run_block, states, 0)[1]
+    buffers = jax.tree.map(
+        lambda a: _constrain(jnp.zeros((a.shape[0], num_draws, *a.shape[1:]), a.dtype), mesh),
+        kept_shapes,
+    )
+
+    def keep_one_draw(carry, draw):
+        states, buffers = carry
+        states, kept = run_block(states, num_warmup + thin * draw)
+        buffers = jax.tree.map(lambda buf, a: buf.at[:, draw].set(a), buffers, kept)
+        return (states, buffers), None
+
     if num_warmup:
         states, _ = jax.lax.scan(one_step, states, jnp.arange(num_warmup))
-    block_starts = num_warmup + thin * jnp.arange(num_draws)
-    states, (positions, infos) = jax.lax.scan(keep_one_draw, states, block_starts)
-    # scan stacks draws first; ArviZ wants (chain, draw, ...)
-    positions, infos = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), (positions, infos))
+    (states, (positions, infos)), _ = jax.lax.scan(
+        keep_one_draw, (states, buffers), jnp.arange(num_draws)
+    )
     return states, positions, infos
 
 

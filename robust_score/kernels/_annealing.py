@@ -7,13 +7,16 @@ move between noise levels.
 """
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from robust_score._checks import check_finite_tree, check_score_output
+from robust_score.kernels.integrators import all_finite
 from robust_score.schedules import Schedule
 
 __all__ = [
@@ -23,11 +26,13 @@ __all__ = [
     "check_time_score",
     "check_time_score_output",
     "flat_time_score",
+    "grid_levels",
     "levels_on",
     "resolve_t_start",
     "snr_step_size",
     "starting_point",
     "time_like",
+    "trajectory_diverged",
     "tweedie_denoise",
 ]
 
@@ -93,18 +98,60 @@ def flat_time_score(time_score_fn: Callable, unravel: Callable) -> Callable:
     return score
 
 
+def _evaluate_levels(schedule: Schedule, times) -> Levels:
+    return Levels(
+        t=times,
+        alpha=schedule.alpha(times),
+        sigma=schedule.sigma(times),
+        drift=schedule.drift_coefficient(times),
+        diffusion_squared=schedule.diffusion_squared(times),
+    )
+
+
+@lru_cache(maxsize=64)
+def _levels_program(schedule: Schedule, shape, dtype):
+    times = jax.ShapeDtypeStruct(shape, dtype)
+    return jax.jit(_evaluate_levels, static_argnums=0).lower(schedule, times).compile()
+
+
 def levels_on(schedule: Schedule, times, dtype) -> Levels:
-    """Schedule quantities on a time grid, computed once while tracing (they are constants
-    of the compiled program, not recomputed per step)."""
-    with jax.ensure_compile_time_eval():
-        times = jnp.asarray(times, dtype)
-        return Levels(
-            t=times,
-            alpha=jnp.asarray(schedule.alpha(times), dtype),
-            sigma=jnp.asarray(schedule.sigma(times), dtype),
-            drift=jnp.asarray(schedule.drift_coefficient(times), dtype),
-            diffusion_squared=jnp.asarray(schedule.diffusion_squared(times), dtype),
-        )
+    """Schedule quantities at concrete ``times`` as NumPy arrays of ``dtype``: constants of a
+    kernel's compiled program, not recomputed per step.
+
+    Evaluated by one small jitted program, not op by op while tracing: eagerly, each of the
+    schedule's operations compiles anew for every new grid length (about a second per new
+    ``num_steps``, against about a tenth for one program).
+    """
+    times = np.asarray(times, jnp.zeros(()).dtype)
+    # compiled and run on its own, so the values are concrete even while a kernel is traced
+    return _constants(_levels_program(schedule, times.shape, times.dtype)(times), dtype)
+
+
+@lru_cache(maxsize=256)
+def grid_levels(schedule: Schedule, num_steps: int, t_start: float, spacing, dtype) -> Levels:
+    """:func:`levels_on` the grid ``schedule.time_grid(num_steps, t_start=t_start,
+    spacing=spacing)``, computed once per setting."""
+
+    def on_grid():
+        times = schedule.time_grid(num_steps, t_start=t_start, spacing=spacing)
+        return _evaluate_levels(schedule, times)
+
+    return _constants(jax.jit(on_grid).lower().compile()(), dtype)
+
+
+def _constants(levels: Levels, dtype) -> Levels:
+    constants = Levels(*(np.array(value, dtype) for value in levels))
+    for value in constants:
+        value.flags.writeable = False  # grid_levels shares them between kernels
+    return constants
+
+
+def trajectory_diverged(x) -> jax.Array:
+    """Whether a trajectory's end point is non-finite, which is whether it went non-finite
+    anywhere: every move (Euler–Maruyama, Heun, Langevin, Tweedie) adds to ``x`` with
+    coefficient one, so a NaN or infinity in ``x`` or in a score that entered it stays. One
+    check at the end therefore flags the whole path, at none of the per-move cost."""
+    return ~all_finite(x)
 
 
 def starting_point(rng_key, flat, schedule: Schedule, t_start: float):

@@ -31,24 +31,27 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from blackjax.base import SamplingAlgorithm
 from blackjax.types import ArrayTree, PRNGKey
 from jax.flatten_util import ravel_pytree
 
 from robust_score._checks import check_positive_scalar
 from robust_score.kernels._annealing import (
+    Levels,
     check_count,
     check_schedule,
     check_time_score,
     check_time_score_output,
     flat_time_score,
-    levels_on,
+    grid_levels,
     resolve_t_start,
     snr_step_size,
     starting_point,
+    trajectory_diverged,
     tweedie_denoise,
 )
-from robust_score.kernels.integrators import all_finite, langevin_step
+from robust_score.kernels.integrators import langevin_step
 from robust_score.schedules import Schedule
 
 __all__ = [
@@ -89,6 +92,15 @@ def noise_levels(schedule: Schedule, num_levels: int, *, t_start=None, spacing=N
     if num_levels == 1:
         return schedule.time_grid(1, t_start=t_start, spacing=spacing)[-1:]
     return schedule.time_grid(num_levels - 1, t_start=t_start, spacing=spacing)
+
+
+def annealing_levels(schedule: Schedule, num_levels: int, t_start: float, spacing, dtype):
+    """The schedule's :class:`~robust_score.kernels._annealing.Levels` at
+    :func:`noise_levels`, as NumPy constants (cached per setting)."""
+    levels = grid_levels(schedule, max(num_levels - 1, 1), t_start, spacing, dtype)
+    if num_levels == 1:
+        return Levels(*(a[-1:] for a in levels))
+    return levels
 
 
 def init(
@@ -140,38 +152,27 @@ def build_kernel():
         t_start = resolve_t_start(schedule, t_start)
         flat, unravel = ravel_pytree(state.position)
         score = flat_time_score(time_score_fn, unravel)
-        with jax.ensure_compile_time_eval():
-            times = noise_levels(schedule, num_levels, t_start=t_start, spacing=spacing)
-            # one entry per Langevin move, so the whole path is a single flat scan
-            levels = jax.tree.map(
-                lambda a: jnp.repeat(a, steps_per_level),
-                levels_on(schedule, times, flat.dtype),
-            )
-            last_sigma = levels.sigma[-1]
+        levels = annealing_levels(schedule, num_levels, t_start, spacing, flat.dtype)
+        if step_size is not None:
+            step_sizes = step_size * (levels.sigma / levels.sigma[-1]) ** 2
+        else:
+            step_sizes = snr_step_size(snr, levels.sigma)
+        # one entry per Langevin move, so the whole path is a single flat scan
+        per_move = [np.repeat(a, steps_per_level) for a in (levels.t, step_sizes)]
 
-        def one_move(carry, inputs):
-            x, finite = carry
-            key, level = inputs
-            s = score(x, level.t)
-            if step_size is not None:
-                h = step_size * (level.sigma / last_sigma) ** 2
-            else:
-                h = snr_step_size(snr, level.sigma)
-            x = langevin_step(key, x, s, h)
-            return (x, finite & all_finite(s, x)), None
+        def one_move(x, inputs):
+            key, t, h = inputs
+            return langevin_step(key, x, score(x, t), h), None
 
         key_start, key_path = jax.random.split(rng_key)
         x = starting_point(key_start, flat, schedule, t_start)
         keys = jax.random.split(key_path, num_levels * steps_per_level)
-        (x, finite), _ = jax.lax.scan(one_move, (x, all_finite(x)), (keys, levels))
+        x, _ = jax.lax.scan(one_move, x, (keys, *per_move))
         if denoise:
             end = jax.tree.map(lambda a: a[-1], levels)
-            s = score(x, end.t)
-            x = tweedie_denoise(x, s, end)
-            finite = finite & all_finite(s)
-        finite = finite & all_finite(x)
+            x = tweedie_denoise(x, score(x, end.t), end)
         evals = count_score_evals(num_levels, steps_per_level, denoise=denoise)
-        info = AnnealedLangevinInfo(~finite, jnp.asarray(evals))
+        info = AnnealedLangevinInfo(trajectory_diverged(x), jnp.asarray(evals))
         return AnnealedLangevinState(unravel(x)), info
 
     return kernel

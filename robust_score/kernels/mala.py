@@ -9,7 +9,7 @@ from blackjax.base import SamplingAlgorithm
 from blackjax.types import ArrayTree, PRNGKey
 
 from robust_score._checks import check_finite_tree, check_positive_scalar, check_score_output
-from robust_score.kernels.integrators import all_finite, langevin_log_proposal, langevin_step
+from robust_score.kernels.integrators import langevin_log_proposal, langevin_step
 
 __all__ = ["MALAState", "MALAInfo", "init", "build_kernel", "as_top_level_api"]
 
@@ -21,8 +21,9 @@ class MALAState(NamedTuple):
 
 
 class MALAInfo(NamedTuple):
-    """``acceptance_rate``: min(1, MH ratio); ``is_divergent``: the proposal's log density or
-    drift was non-finite (it is rejected, so the chain itself never holds a NaN)."""
+    """``acceptance_rate``: min(1, MH ratio); ``is_divergent``: the MH log ratio was not finite
+    (a non-finite log density or drift at the proposal, or a log density of ``+inf``); the
+    proposal is then rejected, so the chain itself never holds a NaN."""
 
     acceptance_rate: jax.Array
     is_accepted: jax.Array
@@ -71,10 +72,13 @@ def build_kernel():
             + langevin_log_proposal(state.position, proposal, drift, step_size)
             - langevin_log_proposal(proposal, state.position, state.score, step_size)
         )
-        is_divergent = ~all_finite(proposal, logdensity, drift)
-        log_ratio = jnp.where(is_divergent | jnp.isnan(log_ratio), -jnp.inf, log_ratio)
+        # The proposal is finite (it moves a finite state by a finite drift), and a non-finite
+        # log density or drift at it makes the log ratio non-finite: the one scalar check
+        # covers them all without another pass over the position.
+        is_divergent = ~jnp.isfinite(log_ratio)
+        log_ratio = jnp.where(is_divergent, -jnp.inf, log_ratio)
         acceptance_rate = jnp.exp(jnp.minimum(log_ratio, 0.0))
-        is_accepted = jnp.log(jax.random.uniform(key_accept, dtype=log_ratio.dtype)) < log_ratio
+        is_accepted = jax.random.bernoulli(key_accept, acceptance_rate)  # as blackjax.mala
         new_state = jax.tree.map(
             lambda new, old: jnp.where(is_accepted, new, old),
             MALAState(proposal, logdensity, drift),

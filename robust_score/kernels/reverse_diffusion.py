@@ -40,13 +40,14 @@ from robust_score.kernels._annealing import (
     check_time_score,
     check_time_score_output,
     flat_time_score,
-    levels_on,
+    grid_levels,
     resolve_t_start,
     snr_step_size,
     starting_point,
+    trajectory_diverged,
     tweedie_denoise,
 )
-from robust_score.kernels.integrators import all_finite, langevin_step
+from robust_score.kernels.integrators import langevin_step
 from robust_score.schedules import Schedule
 
 __all__ = [
@@ -103,42 +104,34 @@ def _euler_maruyama_move(score, rng_key, x, now: Levels, nxt: Levels):
     s = score(x, now.t)
     dt = now.t - nxt.t
     noise = jax.random.normal(rng_key, x.shape, x.dtype)
-    x_new = (
+    return (
         x
         + dt * (now.diffusion_squared * s - now.drift * x)
         + jnp.sqrt(now.diffusion_squared * dt) * noise
     )
-    return x_new, all_finite(s, x_new)
 
 
 def _heun_move(score, rng_key, x, now: Levels, nxt: Levels):
     del rng_key  # the probability-flow ODE is deterministic
 
     def velocity(y, level):
-        s = score(y, level.t)
-        return level.drift * y - 0.5 * level.diffusion_squared * s, s
+        return level.drift * y - 0.5 * level.diffusion_squared * score(y, level.t)
 
     h = nxt.t - now.t  # negative: the ODE runs backwards in time
-    v_now, s_now = velocity(x, now)
-    x_euler = x + h * v_now
-    v_next, s_next = velocity(x_euler, nxt)
-    x_new = x + 0.5 * h * (v_now + v_next)
-    return x_new, all_finite(s_now, s_next, x_new)
+    v_now = velocity(x, now)
+    v_next = velocity(x + h * v_now, nxt)
+    return x + 0.5 * h * (v_now + v_next)
 
 
 def _predictor_corrector_move(score, rng_key, x, now: Levels, nxt: Levels, snr, corrector_steps):
     key_predict, key_correct = jax.random.split(rng_key)
-    x, finite = _euler_maruyama_move(score, key_predict, x, now, nxt)
+    x = _euler_maruyama_move(score, key_predict, x, now, nxt)
 
-    def correct(carry, key):
-        x, finite = carry
-        s = score(x, nxt.t)
-        x = langevin_step(key, x, s, snr_step_size(snr, nxt.sigma))
-        return (x, finite & all_finite(s, x)), None
+    def correct(x, key):
+        return langevin_step(key, x, score(x, nxt.t), snr_step_size(snr, nxt.sigma)), None
 
-    keys = jax.random.split(key_correct, corrector_steps)
-    (x, finite), _ = jax.lax.scan(correct, (x, finite), keys)
-    return x, finite
+    x, _ = jax.lax.scan(correct, x, jax.random.split(key_correct, corrector_steps))
+    return x
 
 
 def _check_method(method) -> None:
@@ -169,9 +162,7 @@ def build_kernel(method: str = "sde"):
         t_start = resolve_t_start(schedule, t_start)
         flat, unravel = ravel_pytree(state.position)
         score = flat_time_score(time_score_fn, unravel)
-        with jax.ensure_compile_time_eval():
-            times = schedule.time_grid(num_steps, t_start=t_start, spacing=spacing)
-        levels = levels_on(schedule, times, flat.dtype)
+        levels = grid_levels(schedule, num_steps, t_start, spacing, flat.dtype)
         if method == "sde":
             move = partial(_euler_maruyama_move, score)
         elif method == "ode":
@@ -181,28 +172,23 @@ def build_kernel(method: str = "sde"):
                 _predictor_corrector_move, score, snr=snr, corrector_steps=corrector_steps
             )
 
-        def one_move(carry, inputs):
-            x, finite = carry
+        def one_move(x, inputs):
             key, now, nxt = inputs
-            x, ok = move(key, x, now, nxt)
-            return (x, finite & ok), None
+            return move(key, x, now, nxt), None
 
         key_start, key_path = jax.random.split(rng_key)
         x = starting_point(key_start, flat, schedule, t_start)
         now = jax.tree.map(lambda a: a[:-1], levels)
         nxt = jax.tree.map(lambda a: a[1:], levels)
         keys = jax.random.split(key_path, num_steps)
-        (x, finite), _ = jax.lax.scan(one_move, (x, all_finite(x)), (keys, now, nxt))
+        x, _ = jax.lax.scan(one_move, x, (keys, now, nxt))
         if denoise:
             end = jax.tree.map(lambda a: a[-1], levels)
-            s = score(x, end.t)
-            x = tweedie_denoise(x, s, end)
-            finite = finite & all_finite(s)
-        finite = finite & all_finite(x)
+            x = tweedie_denoise(x, score(x, end.t), end)
         evals = count_score_evals(
             method, num_steps, corrector_steps=corrector_steps, denoise=denoise
         )
-        info = ReverseDiffusionInfo(~finite, jnp.asarray(evals))
+        info = ReverseDiffusionInfo(trajectory_diverged(x), jnp.asarray(evals))
         return ReverseDiffusionState(unravel(x)), info
 
     return kernel

@@ -14,14 +14,15 @@ __all__ = ["ULAState", "ULAInfo", "init", "build_kernel", "as_top_level_api"]
 
 
 class ULAState(NamedTuple):
-    """Position and the score there (carried so each step evaluates the score once)."""
+    """The position. (The score is not carried: each step evaluates it once either way, and
+    carrying it would cost the loop a second state array to read and write.)"""
 
     position: ArrayTree
-    score: ArrayTree
 
 
 class ULAInfo(NamedTuple):
-    """``is_divergent``: the new position or its score is non-finite."""
+    """``is_divergent``: the new position is non-finite, as it is whenever the score at the
+    old one was (the step adds ``h s`` with ``h > 0``)."""
 
     is_divergent: jax.Array
 
@@ -30,7 +31,7 @@ def init(position: ArrayTree, score_fn: Callable, rng_key: PRNGKey | None = None
     del rng_key  # accepted for blackjax.util.run_inference_algorithm
     check_finite_tree(position, "position")
     check_score_output(score_fn, position)
-    return ULAState(position, score_fn(position))
+    return ULAState(position)
 
 
 def build_kernel():
@@ -39,9 +40,8 @@ def build_kernel():
     def kernel(
         rng_key: PRNGKey, state: ULAState, score_fn: Callable, step_size: float
     ) -> tuple[ULAState, ULAInfo]:
-        position = langevin_step(rng_key, state.position, state.score, step_size)
-        score = score_fn(position)
-        return ULAState(position, score), ULAInfo(~all_finite(position, score))
+        position = langevin_step(rng_key, state.position, score_fn(state.position), step_size)
+        return ULAState(position), ULAInfo(~all_finite(position))
 
     return kernel
 

@@ -1,7 +1,8 @@
 """``ScoreLangevin``: ULA / MALA as a NumPyro ``MCMCKernel``, driven by the model's score or
 a user's (learned, approximate) score.
 
-The class is a thin adapter: the moves are :mod:`robust_score.kernels.ula` and
+The class is a thin adapter: the moves are the ULA step of :mod:`robust_score.kernels.ula`
+(the shared :func:`~robust_score.kernels.integrators.langevin_step`) and
 :mod:`robust_score.kernels.mala`, the step-size tuning is NumPyro's own dual averaging
 (:func:`~numpyro.infer.hmc_util.dual_averaging`), the model plumbing is
 :func:`~numpyro.infer.util.initialize_model` — the layout of ``numpyro.infer.barker``.
@@ -19,8 +20,8 @@ from numpyro.infer.hmc_util import dual_averaging
 from numpyro.infer.initialization import init_to_uniform
 
 from robust_score._checks import check_positive_scalar
-from robust_score.kernels import mala, ula
-from robust_score.kernels.integrators import langevin_log_proposal
+from robust_score.kernels import mala
+from robust_score.kernels.integrators import langevin_log_proposal, langevin_step
 from robust_score.numpyro._common import (
     ScoreKernelBase,
     check_finite_start,
@@ -107,27 +108,23 @@ def _ula_move(rng_key, z, potential, score, potential_fn, score_fn, step_size):
     move is flagged. With a user ``score_fn`` the ratio also measures how far the score is
     from the model, so only non-finite moves count there.
     """
-    drift_fn = _potential_and_score(potential_fn, score_fn)
-    new, info = ula.build_kernel()(
-        rng_key, ula.ULAState(z, score), lambda x: drift_fn(x)[1], step_size
-    )
-    # with the exact score XLA can share this forward pass with the gradient's; measured per
-    # step this kernel is no slower than rs.ula under rs.run (benchmarks/numpyro_vs_run.py)
-    new_potential = potential_fn(new.position)
+    new_z = langevin_step(rng_key, z, score, step_size)
+    new_potential, new_score = _potential_and_score(potential_fn, score_fn)(new_z)
     log_ratio = (
         potential
         - new_potential
-        + langevin_log_proposal(z, new.position, new.score, step_size)
-        - langevin_log_proposal(new.position, z, score, step_size)
+        + langevin_log_proposal(z, new_z, new_score, step_size)
+        - langevin_log_proposal(new_z, z, score, step_size)
     )
+    # a non-finite position, score or potential makes the log ratio non-finite
     floor = -MAX_LOG_RATIO_DROP if score_fn is None else -jnp.inf
-    diverging = info.is_divergent | ~jnp.isfinite(new_potential) | ~(log_ratio > floor)
+    diverging = ~jnp.isfinite(log_ratio) | ~(log_ratio > floor)
     log_ratio = jnp.where(diverging, -jnp.inf, log_ratio)
     accept_prob = jnp.exp(jnp.minimum(log_ratio, 0.0))
     z, potential, score = jax.tree.map(
         lambda old, moved: jnp.where(diverging, old, moved),
         (z, potential, score),
-        (new.position, new_potential, new.score),
+        (new_z, new_potential, new_score),
     )
     return z, potential, score, accept_prob, diverging
 
