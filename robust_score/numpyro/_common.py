@@ -85,6 +85,15 @@ class ModelSetup:
         return self.init_params
 
 
+def check_model_or_potential(model, potential_fn) -> None:
+    """The constructors' common rule: exactly one of ``model`` or ``potential_fn``, callable."""
+    if not (model is None) ^ (potential_fn is None):
+        raise ValueError("Give exactly one of `model` or `potential_fn`.")
+    for name, value in (("model", model), ("potential_fn", potential_fn)):
+        if value is not None and not callable(value):
+            raise TypeError(f"`{name}` must be callable, got {type(value).__name__}.")
+
+
 def setup_model(
     kernel_name: str, model, init_strategy, rng_key, init_params, model_args, model_kwargs
 ) -> ModelSetup:

@@ -19,6 +19,7 @@ from robust_score.kernels import reverse_diffusion
 from robust_score.numpyro._common import (
     ScoreKernelBase,
     check_finite_start,
+    check_model_or_potential,
     check_site_fn,
     setup_model,
 )
@@ -104,11 +105,7 @@ class ScoreDiffusion(ScoreKernelBase):
         spacing: str | None = None,
         init_strategy=init_to_uniform,
     ):
-        if not (model is None) ^ (potential_fn is None):
-            raise ValueError("Give exactly one of `model` or `potential_fn`.")
-        for name, value in (("model", model), ("potential_fn", potential_fn)):
-            if value is not None and not callable(value):
-                raise TypeError(f"`{name}` must be callable, got {type(value).__name__}.")
+        check_model_or_potential(model, potential_fn)
         # the kernel's own constructor checks the score, schedule and settings
         self._algorithm = reverse_diffusion.as_top_level_api(
             time_score_fn,

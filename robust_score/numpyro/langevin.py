@@ -25,6 +25,7 @@ from robust_score.kernels.integrators import langevin_log_proposal, langevin_ste
 from robust_score.numpyro._common import (
     ScoreKernelBase,
     check_finite_start,
+    check_model_or_potential,
     check_site_fn,
     setup_model,
 )
@@ -232,11 +233,7 @@ class ScoreLangevin(ScoreKernelBase):
         target_accept_prob: float | None = None,
         init_strategy=init_to_uniform,
     ):
-        if not (model is None) ^ (potential_fn is None):
-            raise ValueError("Give exactly one of `model` or `potential_fn`.")
-        for name, value in (("model", model), ("potential_fn", potential_fn)):
-            if value is not None and not callable(value):
-                raise TypeError(f"`{name}` must be callable, got {type(value).__name__}.")
+        check_model_or_potential(model, potential_fn)
         if score_fn is not None and not callable(score_fn):
             raise TypeError(f"`score_fn` must be callable or None, got {type(score_fn).__name__}.")
         check_positive_scalar(step_size, "step_size")
