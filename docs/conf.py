@@ -27,7 +27,8 @@ extensions = [
     "sphinx.ext.viewcode",
 ]
 # docs/examples is a symlink to ../examples: the notebooks live next to the example scripts
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
+# _static holds generated outputs (e.g. reproduce's table.md), offered as downloads, not pages
+exclude_patterns = ["_build", "_static", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 root_doc = "index"
 

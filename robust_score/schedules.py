@@ -77,19 +77,24 @@ class Schedule:
             raise ValueError(f"`num_steps` must be an integer >= 1, got {num_steps!r}.")
         t_start = self.T if t_start is None else t_start
         self.check_time(t_start, "t_start")
-        spacing = self.default_spacing if spacing is None else spacing
+        spacing = self.check_spacing(spacing)
         dtype = _float_dtype()
         if spacing == "uniform":
             return jnp.linspace(t_start, self.t_min, num_steps + 1, dtype=dtype)
-        if spacing == "karras":
-            rho = 7.0
-            s_max = self.sigma(jnp.asarray(t_start, dtype)) ** (1 / rho)
-            s_min = self.sigma(jnp.asarray(self.t_min, dtype)) ** (1 / rho)
-            sigmas = jnp.linspace(s_max, s_min, num_steps + 1, dtype=dtype) ** rho
-            times = self.t_of_sigma(sigmas)
-            # pin the ends exactly: the inverse is only accurate to rounding.
-            return times.at[0].set(t_start).at[-1].set(self.t_min)
-        raise ValueError(f"`spacing` must be one of {_SPACINGS}, got {spacing!r}.")
+        rho = 7.0  # karras
+        s_max = self.sigma(jnp.asarray(t_start, dtype)) ** (1 / rho)
+        s_min = self.sigma(jnp.asarray(self.t_min, dtype)) ** (1 / rho)
+        sigmas = jnp.linspace(s_max, s_min, num_steps + 1, dtype=dtype) ** rho
+        times = self.t_of_sigma(sigmas)
+        # pin the ends exactly: the inverse is only accurate to rounding.
+        return times.at[0].set(t_start).at[-1].set(self.t_min)
+
+    def check_spacing(self, spacing) -> str:
+        """``spacing`` as :meth:`time_grid` will use it (``None``: the schedule's default)."""
+        spacing = self.default_spacing if spacing is None else spacing
+        if spacing not in _SPACINGS:
+            raise ValueError(f"`spacing` must be one of {_SPACINGS}, got {spacing!r}.")
+        return spacing
 
     def check_time(self, t, name: str = "t") -> None:
         if not isinstance(t, int | float):

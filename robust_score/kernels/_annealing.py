@@ -160,11 +160,17 @@ def starting_point(rng_key, flat, schedule: Schedule, t_start: float):
     process, ``alpha(t_start) x + sigma(t_start) eps`` (a renoise-denoise Markov kernel)."""
     noise = jax.random.normal(rng_key, flat.shape, flat.dtype)
     if t_start >= schedule.T:
-        with jax.ensure_compile_time_eval():
-            prior_std = schedule.prior_std()
-        return prior_std * noise
+        return _prior_std(schedule) * noise
     start = levels_on(schedule, t_start, flat.dtype)
     return start.alpha * flat + start.sigma * noise
+
+
+@lru_cache(maxsize=64)
+def _prior_std(schedule: Schedule) -> float:
+    # once per schedule: evaluated while tracing, its scalar ops would compile again for
+    # every new batch shape
+    with jax.ensure_compile_time_eval():
+        return schedule.prior_std()
 
 
 def tweedie_denoise(flat, score, level: Levels):

@@ -209,7 +209,7 @@ def as_top_level_api(
     check_count(steps_per_level, "steps_per_level")
     _check_step_rule(step_size, snr)
     t_start = resolve_t_start(schedule, t_start)
-    noise_levels(schedule, num_levels, t_start=t_start, spacing=spacing)  # rejects `spacing`
+    schedule.check_spacing(spacing)
     kernel = build_kernel()
 
     def init_fn(position, rng_key=None):

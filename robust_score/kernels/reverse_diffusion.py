@@ -230,7 +230,7 @@ def as_top_level_api(
     check_count(corrector_steps, "corrector_steps")
     check_positive_scalar(snr, "snr")
     t_start = resolve_t_start(schedule, t_start)
-    schedule.time_grid(num_steps, t_start=t_start, spacing=spacing)  # rejects a bad `spacing`
+    schedule.check_spacing(spacing)
     kernel = build_kernel(method)
 
     def init_fn(position, rng_key=None):
