@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 import jax
+import jax.numpy as jnp
 
 _COMPILE_EVENTS = (
     "/jax/core/compile/jaxpr_trace_duration",
@@ -19,13 +20,15 @@ _COMPILE_EVENTS = (
     "/jax/core/compile/backend_compile_duration",
 )
 _compile_seconds: list[float] = []
-compile_events: list[tuple[str, float]] = []  # (event, seconds) of every compile step
+# (event, seconds, name of the function compiled where JAX gives it) of every compile step
+compile_events: list[tuple[str, float, str]] = []
 
 
 def _listen(event, seconds, **kwargs):
     if event in _COMPILE_EVENTS:
         _compile_seconds.append(seconds)
-        compile_events.append((event.rsplit("/", 1)[-1], seconds))
+        name = str(kwargs.get("fun_name", "?"))
+        compile_events.append((event.rsplit("/", 1)[-1], seconds, name))
 
 
 jax.monitoring.register_event_duration_secs_listener(_listen)
@@ -137,6 +140,15 @@ def table(header: list[str], rows: list[list]) -> str:
 
 def verdict(value: float, goal: float) -> str:
     return "met" if value <= goal else "**missed**"
+
+
+def previous_all_finite(*trees):
+    """``kernels.integrators.all_finite`` as the previous release had it (before commit
+    14f2828): ``all(isfinite(leaf))`` per leaf, stacked. Only the "before" rows use it; the
+    library now combines ``all(isfinite(leaf))`` per leaf with ``&`` (no stacking) and calls
+    it on less: the new position only (ULA), a path's end point (diffusion samplers)."""
+    leaves = [leaf for tree in trees for leaf in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
 
 
 def log(*args):

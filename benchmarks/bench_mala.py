@@ -4,8 +4,13 @@
 Drivers: both through ``rs.sample_chains`` (chains vmapped in one scan, the last draw kept),
 and, for one chain, both through ``blackjax.util.run_inference_algorithm`` (inside one
 ``jax.jit``; ``transform`` keeps nothing, so only the loop is timed). The two kernels use the
-same proposal (``x + h grad + sqrt(2h) z``) and split their keys the same way, so their draws
-agree up to rounding in the accept test; the largest difference is printed as a check.
+same proposal (``x + h grad + sqrt(2h) z``), split their keys the same way and accept alike
+(``jax.random.bernoulli(key, min(1, r))``), so their draws agree up to the float rounding of
+the MH log ratio, which they compute in a different order; the largest difference is printed
+as a check.
+
+``previous_mala`` re-implements ``rs.mala`` as the previous release had it (before commit
+14f2828), for the "before" row of the compiled-loop comparison in ``bench_per_step``.
 """
 
 from functools import partial
@@ -13,10 +18,13 @@ from functools import partial
 import blackjax
 import jax
 import jax.numpy as jnp
-from bench_common import compare, log, verdict
+from bench_common import compare, log, previous_all_finite, verdict
+from blackjax.base import SamplingAlgorithm
 from blackjax.util import run_inference_algorithm
 
 import robust_score as rs
+from robust_score.kernels.integrators import langevin_log_proposal, langevin_step
+from robust_score.kernels.mala import MALAInfo, MALAState
 
 DIMS = (2, 100, 1000)
 CHAINS = (1, 100, 1000)
@@ -29,6 +37,36 @@ def logdensity(x):
 
 def step_size(dim):
     return 0.5 * dim ** (-1 / 3)
+
+
+def previous_mala(logdensity_fn, step_size):
+    """``rs.mala`` (gradient drift) with the previous release's kernel: ``is_divergent`` from
+    ``all(isfinite)`` per leaf of the proposal, its log density and its drift, and the accept
+    test ``log u < log r``. The proposal and the MH ratio are the library's."""
+    logdensity_and_drift = jax.value_and_grad(logdensity_fn)
+
+    def step(rng_key, state):
+        key_proposal, key_accept = jax.random.split(rng_key)
+        proposal = langevin_step(key_proposal, state.position, state.score, step_size)
+        logdensity, drift = logdensity_and_drift(proposal)
+        log_ratio = (
+            logdensity
+            - state.logdensity
+            + langevin_log_proposal(state.position, proposal, drift, step_size)
+            - langevin_log_proposal(proposal, state.position, state.score, step_size)
+        )
+        is_divergent = ~previous_all_finite(proposal, logdensity, drift)
+        log_ratio = jnp.where(is_divergent | jnp.isnan(log_ratio), -jnp.inf, log_ratio)
+        acceptance_rate = jnp.exp(jnp.minimum(log_ratio, 0.0))
+        is_accepted = jnp.log(jax.random.uniform(key_accept, dtype=log_ratio.dtype)) < log_ratio
+        new_state = jax.tree.map(
+            lambda new, old: jnp.where(is_accepted, new, old),
+            MALAState(proposal, logdensity, drift),
+            state,
+        )
+        return new_state, MALAInfo(acceptance_rate, is_accepted, is_divergent)
+
+    return SamplingAlgorithm(rs.mala(logdensity_fn, step_size).init, step)
 
 
 def num_steps(dim, chains, target_s, overhead_s=1e-6, per_entry_s=2.5e-8):

@@ -12,8 +12,19 @@ so that the score does not dominate and the loop overhead shows. Two hand-writte
 - ``batched``: one key per step for all chains, the update on the ``(chains, d)`` array: no
   per-chain key derivation, so it does less random-number work; shown for information.
 
-The library's loops also compute ``is_divergent`` (an ``isfinite`` reduction per step) and,
-in ``rs.sample_chains``, reduce it over the thinning block: that is part of what is measured.
+The library's loops also compute ``is_divergent`` -- ``rs.ula`` per step
+(``~all(isfinite(x_new))``: a boolean reduction of the new position per chain), reduced over
+the thinning block by ``rs.sample_chains``; the diffusion samplers once, on the end point of
+each path (``_annealing.trajectory_diverged``) -- and the plain ``hand`` loops do not: that is
+part of what is measured.
+
+The anatomy section (``anatomy``, ``hlo_programs``, ``compile_anatomy``) adds those checks to
+the hand loops one at a time, and also re-implements the arithmetic of the previous release
+(before commit 14f2828: the score carried in ``ULAState``, ``all(isfinite)`` per leaf of the
+position and the score, stacked, after every move; schedule levels evaluated op by op while
+tracing), labelled "before", so the page shows both. For ULA it also times the float-sum check
+``~isfinite(sum(x_new))``, tried for this release and rejected (labelled so): XLA:CPU hands
+the sum to a multi-threaded reduction, which the anatomy's CPU-time column measures.
 """
 
 import collections
@@ -24,11 +35,11 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_common import compare, compile_events, log, table, verdict
+from bench_common import compare, compile_events, log, previous_all_finite, table, verdict
 
 import robust_score as rs
-from robust_score.kernels._annealing import levels_on
-from robust_score.kernels.annealed_langevin import noise_levels
+from robust_score.kernels._annealing import Levels, grid_levels
+from robust_score.kernels.annealed_langevin import annealing_levels
 
 DIMS = (2, 100, 1000)
 CHAINS = (1, 100, 1000)
@@ -108,17 +119,25 @@ def ula_cell(dim, chains, target_s, repeats, score_fn=isotropic_score, label="-x
 
 
 # ------------------------------------------------------------------- annealed Langevin
-def _levels(times):
-    levels = levels_on(SCHEDULE, times, jnp.float32)
-    return jax.tree.map(np.asarray, levels)
+F32 = np.dtype(np.float32)
 
 
-def hand_annealed(time_score_fn, num_levels, steps_per_level, chains, dim):
+def hand_annealed(time_score_fn, num_levels, steps_per_level, chains, dim, check=None):
+    """Annealed Langevin with the NCSN rule, one path per chain, Tweedie step at the end.
+
+    The schedule constants are the library's (``annealing_levels``: NumPy arrays computed once
+    per grid), the per-level step sizes are computed in NumPy as the library does. ``check``:
+    ``None``; ``"end"``, the library's flag now (``~all(isfinite(x))`` of the path's end
+    point, ``_annealing.trajectory_diverged``); or
+    ``"before"``, the previous release's (``all(isfinite)`` per leaf of ``s`` and ``x`` after
+    every move, of the start, of the last score and of the end point). With a check, returns
+    ``(x, is_divergent)``."""
+    levels = annealing_levels(SCHEDULE, num_levels, float(SCHEDULE.T), None, F32)
     with jax.ensure_compile_time_eval():
-        levels = _levels(noise_levels(SCHEDULE, num_levels))
         prior_std = SCHEDULE.prior_std()
+    step_sizes = AL_EPS * (levels.sigma / levels.sigma[-1]) ** 2
     t = np.repeat(levels.t, steps_per_level)
-    sigma = np.repeat(levels.sigma, steps_per_level)
+    h = np.repeat(step_sizes, steps_per_level)
     last_sigma, last_alpha, last_t = levels.sigma[-1], levels.alpha[-1], levels.t[-1]
     moves = num_levels * steps_per_level
 
@@ -126,27 +145,38 @@ def hand_annealed(time_score_fn, num_levels, steps_per_level, chains, dim):
         key_start, key_path = jax.random.split(key)
         x = prior_std * jax.random.normal(key_start, shape)
 
-        def move(x, inputs):
-            k, t_i, sigma_i = inputs
+        def move(carry, inputs):
+            x, finite = carry
+            k, t_i, h_i = inputs
             s = time_score_fn(x, t_i)
-            h = AL_EPS * (sigma_i / last_sigma) ** 2
-            return x + h * s + jnp.sqrt(2.0 * h) * jax.random.normal(k, shape), None
+            x = x + h_i * s + jnp.sqrt(2.0 * h_i) * jax.random.normal(k, shape)
+            if check == "before":
+                finite = finite & previous_all_finite(s, x)
+            return (x, finite), None
 
         keys = jax.random.split(key_path, moves)
-        x, _ = jax.lax.scan(move, x, (keys, t, sigma))
-        return (x + last_sigma**2 * time_score_fn(x, last_t)) / last_alpha
+        start_finite = previous_all_finite(x) if check == "before" else jnp.asarray(True)
+        (x, finite), _ = jax.lax.scan(move, (x, start_finite), (keys, t, h))
+        s = time_score_fn(x, last_t)
+        x = (x + last_sigma**2 * s) / last_alpha
+        if check == "end":
+            return x, ~jnp.all(jnp.isfinite(x))
+        if check == "before":
+            return x, ~(finite & previous_all_finite(s) & previous_all_finite(x))
+        return x
 
     return jax.jit(lambda key: jax.vmap(lambda k: path(k, (dim,)))(jax.random.split(key, chains)))
 
 
 def hand_reverse_sde(time_score_fn, num_steps, chains, dim, check=None):
-    """``check``: ``None``; ``"all_finite"``, the library's flag ``all_finite(s, x_new)``; or
-    ``"sum"``, ``isfinite(sum(x_new))`` (``s`` enters ``x_new`` with a positive factor, so a
-    non-finite score makes ``x_new`` non-finite too). With a check, returns ``(x, finite)``."""
-    from robust_score.kernels.integrators import all_finite
-
+    """Euler–Maruyama on the reverse SDE, one path per chain, Tweedie step at the end, with the
+    library's schedule constants (``grid_levels``). ``check``: ``None``; ``"end"``, the
+    library's flag now (``~all(isfinite(x))`` of the path's end point: every move adds to ``x``
+    with coefficient one, so a NaN or inf that entered stays); or ``"before"``, the previous
+    release's (``all_finite(s, x_new)`` per move, ``all(isfinite)`` per leaf, plus the start,
+    the last score and the end point). With a check, returns ``(x, is_divergent)``."""
+    levels = grid_levels(SCHEDULE, num_steps, float(SCHEDULE.T), None, F32)
     with jax.ensure_compile_time_eval():
-        levels = _levels(SCHEDULE.time_grid(num_steps))
         prior_std = SCHEDULE.prior_std()
     now = jax.tree.map(lambda a: a[:-1], levels)
     nxt = jax.tree.map(lambda a: a[1:], levels)
@@ -163,17 +193,21 @@ def hand_reverse_sde(time_score_fn, num_steps, chains, dim, check=None):
             dt = t - t_next
             noise = jax.random.normal(k, shape)
             x_new = x + dt * (g2 * s - drift * x) + jnp.sqrt(g2 * dt) * noise
-            if check == "all_finite":
-                finite = finite & all_finite(s, x_new)
-            elif check == "sum":
-                finite = finite & jnp.isfinite(jnp.sum(x_new))
+            if check == "before":
+                finite = finite & previous_all_finite(s, x_new)
             return (x_new, finite), None
 
         keys = jax.random.split(key_path, num_steps)
         xs = (keys, now.t, nxt.t, now.drift, now.diffusion_squared)
-        (x, finite), _ = jax.lax.scan(move, (x, jnp.asarray(True)), xs)
-        x = (x + end_sigma**2 * time_score_fn(x, end_t)) / end_alpha
-        return x if check is None else (x, finite)
+        start_finite = previous_all_finite(x) if check == "before" else jnp.asarray(True)
+        (x, finite), _ = jax.lax.scan(move, (x, start_finite), xs)
+        s = time_score_fn(x, end_t)
+        x = (x + end_sigma**2 * s) / end_alpha
+        if check == "end":
+            return x, ~jnp.all(jnp.isfinite(x))
+        if check == "before":
+            return x, ~(finite & previous_all_finite(s) & previous_all_finite(x))
+        return x
 
     return jax.jit(lambda key: jax.vmap(lambda k: path(k, (dim,)))(jax.random.split(key, chains)))
 
@@ -365,9 +399,11 @@ _WHILE = r"= \(([^)]*)\) while\(.*?body=%(\S+?),"
 
 def step_loop_ops(fn, chains, dim):
     """Instructions of the compiled per-step loop body (the innermost ``while`` carrying the
-    ``(chains, d)`` positions) whose result has ``chains * d`` entries, by opcode and dtype:
-    each is one pass over a ``(chains, d)`` array per step. ``fn`` must return everything the
-    library returns (e.g. ``return_info=True``): what it drops, XLA removes."""
+    ``(chains, d)`` positions) that write or read an array of ``chains * d`` entries, by opcode
+    and result type: each is one pass over a ``(chains, d)`` array per step. One that only
+    reads it (a reduction) is labelled with its smaller result, ``"fusion→f32[1000]"``; a
+    custom fusion (e.g. a YNNPACK one) by its name. ``fn`` must return everything the library
+    returns (e.g. ``return_info=True``): what it drops, XLA removes."""
     hlo = jax.jit(fn).lower().compile().as_text()
     computations = _computations(hlo)
     shape = f"f32[{chains},{dim}]"
@@ -377,18 +413,29 @@ def step_loop_ops(fn, chains, dim):
         for body in bodies
         if not any(shape in carry for carry, _ in re.findall(_WHILE, computations[body]))
     ]
-    counts = collections.Counter()
+    entries, counts = {}, collections.Counter()
     for line in computations[inner[0]].splitlines():
-        match = re.match(r"\s*(?:ROOT )?%(\S+) = (\w+)\[([\d,]*)\]\S* (\S+?)\(", line)
+        match = re.match(r"\s*(?:ROOT )?%(\S+) = (\w+)\[([\d,]*)\]\S* (\S+?)\((.*?)\)", line)
         if not match:
             continue
-        name, dtype, dims, opcode = match.groups()
-        if math.prod(int(n) for n in dims.split(",") if n) != chains * dim:
-            continue
+        name, dtype, dims, opcode, operands = match.groups()
+        size = math.prod(int(n) for n in dims.split(",") if n)
+        entries[name] = size
         if opcode in ("get-tuple-element", "parameter", "tuple", "bitcast"):
             continue
-        label = "is-finite" if "is-finite" in name else opcode
-        counts[f"{label} {dtype}"] += 1
+        reads = any(
+            entries.get(operand) == chains * dim for operand in re.findall(r"%([\w.\-]+)", operands)
+        )
+        if size != chains * dim and not reads:
+            continue
+        if "is-finite" in name:
+            label = "is-finite"
+        elif opcode == "fusion" and "kind=kCustom" in line:
+            label = name.split(".")[0]
+        else:
+            label = opcode
+        result = f"{dtype}" if size == chains * dim else f"→{dtype}[{dims}]"
+        counts[f"{label} {result}" if size == chains * dim else f"{label}{result}"] += 1
     return counts
 
 
@@ -419,12 +466,35 @@ HLO_HEADER = [
 ]
 
 
+# Names of the anatomy's loops (the page refers to them). "now": what the library computes in
+# this release; "before": the previous release's arithmetic (before commit 14f2828),
+# re-implemented in a hand loop so that both are measured in the same run; "rejected": a
+# cheaper-looking check tried for this release and not kept.
+ULA_PLAIN = "hand (x only)"
+ULA_NOW = "hand + ~all(isfinite x) per step (= rs.ula now)"
+ULA_SUM = "(rejected alternative) hand + ~isfinite(sum x) per step"
+ULA_BEFORE_CARRIED = "before: hand + score carried in the state"
+ULA_BEFORE = "before: hand + score carried + all(isfinite) per leaf (= rs.ula, previous release)"
+ULA_LIBRARY = "rs.sample_chains(rs.ula)"
+DIFF_PLAIN = "hand"
+DIFF_NOW = "hand + one end-point check ~all(isfinite x) (= rs now)"
+DIFF_BEFORE = "before: hand + all_finite(s, x_new) per move, per leaf (= rs, previous release)"
+DIFF_LIBRARY = "rs.diffusion.sample"
+MALA_BLACKJAX = "`rs.sample_chains(blackjax.mala)`"
+MALA_NOW = "`rs.sample_chains(rs.mala)`"
+MALA_BEFORE = "before: `rs.sample_chains(rs.mala)`, previous release's kernel"
+
+
 def ula_variants(score_fn, step_size, num_steps):
-    """Hand loops adding, one at a time, what ``rs.ula`` under ``rs.sample_chains`` does beyond
-    the plain update: the score carried in the state, then the per-step ``is_divergent``."""
+    """Hand ULA loops with the same keys and update as ``rs.ula`` under ``rs.sample_chains``:
+    plain; with the library's per-step ``is_divergent`` now (``~all(isfinite(x))`` per chain:
+    ``integrators.all_finite`` of the new position); with the rejected float-sum check
+    (``~isfinite(sum x)`` per chain); and the previous release's arithmetic, one piece at a time
+    (the score carried in the state, then ``all(isfinite)`` of the position and the score, per
+    leaf, stacked)."""
     scale = jnp.sqrt(2.0 * step_size)
 
-    def build(carry_score, check, cheap=False):
+    def build(carry_score, check):
         @jax.jit
         def run(key, x0):
             chain_keys = jax.vmap(partial(jax.random.fold_in, key))(jnp.arange(x0.shape[0]))
@@ -436,12 +506,17 @@ def ula_variants(score_fn, step_size, num_steps):
             def step(carry, i):
                 x, s = carry if carry_score else (carry, score_fn(carry))
                 x = x + step_size * s + scale * noise(i, x)
-                s = score_fn(x)
-                if cheap:  # one float reduction per chain: inf or nan anywhere makes it non-finite
-                    flag = ~jnp.isfinite(jnp.sum(x, 1) + jnp.sum(s, 1))
-                else:  # rs: kernels.integrators.all_finite
-                    flag = ~(jnp.all(jnp.isfinite(x), 1) & jnp.all(jnp.isfinite(s), 1))
-                return ((x, s) if carry_score else x), (flag if check else None)
+                if carry_score:
+                    s = score_fn(x)
+                if check == "all":  # rs now: integrators.all_finite(x), a boolean reduction
+                    flag = ~jnp.all(jnp.isfinite(x), axis=1)
+                elif check == "sum":  # rejected: one float reduction per chain
+                    flag = ~jnp.isfinite(jnp.sum(x, axis=1))
+                elif check == "per leaf":  # the previous release's all_finite(x, s)
+                    flag = ~jax.vmap(previous_all_finite)(x, s)
+                else:
+                    flag = None
+                return ((x, s) if carry_score else x), flag
 
             init = (x0, score_fn(x0)) if carry_score else x0
             carry, flags = jax.lax.scan(step, init, jnp.arange(num_steps))
@@ -451,22 +526,42 @@ def ula_variants(score_fn, step_size, num_steps):
         return run
 
     return {
-        "hand (x only)": build(False, False),
-        "+ score carried in the state": build(True, False),
-        "+ is_divergent per step (= rs's arithmetic)": build(True, True),
-        "(alternative) score carried, is_divergent as ~isfinite(sum x + sum s)": build(
-            True, True, cheap=True
-        ),
+        ULA_PLAIN: build(False, None),
+        ULA_NOW: build(False, "all"),
+        ULA_SUM: build(False, "sum"),
+        ULA_BEFORE_CARRIED: build(True, None),
+        ULA_BEFORE: build(True, "per leaf"),
     }
 
 
+def _anatomy_rows(sampler, dim, chains, steps, timings, base):
+    rows = []
+    for name, timing in timings.items():
+        rows.append(
+            [
+                sampler,
+                dim,
+                chains,
+                steps,
+                name,
+                timing.run * 1e6 / steps,
+                timing.run / timings[base].run,
+                timing.cpu / timings[base].cpu,
+            ]
+        )
+        log(*rows[-1])
+    return rows
+
+
 def anatomy(
-    cells=((1000, 1000), (1000, 1), (2, 1000)),
+    cells=((1000, 1000), (1000, 1), (100, 100), (2, 1000)),
     sde_cells=((1000, 1000), (1000, 1)),
     target_s=0.25,
     repeats=7,
 ):
-    """Where ULA's overhead goes, cell by cell, and the jaxpr difference of the loop bodies."""
+    """Where the overhead goes, cell by cell (ULA and the reverse SDE: the plain hand loop, the
+    library's checks now, the previous release's arithmetic, the library), the jaxpr difference
+    of the loop bodies, and the compiled loops' passes over ``(chains, d)``."""
     rows = []
     for dim, chains in cells:
         steps = num_moves(dim, chains, target_s, overhead_s=3e-7)
@@ -476,60 +571,27 @@ def anatomy(
             name: partial(fn, key, x0)
             for name, fn in ula_variants(isotropic_score, ULA_STEP, steps).items()
         }
-        fns["rs.sample_chains"] = partial(_first, rs.sample_chains, algorithm, key, x0, steps)
-        timings = compare(fns, repeats)
-        base, base_cpu = timings["hand (x only)"].run, timings["hand (x only)"].cpu
-        for name, timing in timings.items():
-            rows.append(
-                [
-                    dim,
-                    chains,
-                    steps,
-                    name,
-                    timing.run * 1e6 / steps,
-                    timing.run / base,
-                    timing.cpu / base_cpu,
-                ]
-            )
-            log(*rows[-1])
+        fns[ULA_LIBRARY] = partial(_all, rs.sample_chains, algorithm, key, x0, steps)
+        rows += _anatomy_rows("ULA", dim, chains, steps, compare(fns, repeats), ULA_PLAIN)
     for dim, chains in sde_cells:
         moves = num_moves(dim, chains, target_s, overhead_s=6e-7, per_entry_s=1.6e-8)
         key = jax.random.key(2)
         fns = {
-            "reverse SDE: hand": partial(
-                hand_reverse_sde(isotropic_time_score, moves, chains, dim), key
-            ),
-            "reverse SDE: hand + all_finite(s, x_new) (= rs's arithmetic)": partial(
-                hand_reverse_sde(isotropic_time_score, moves, chains, dim, "all_finite"), key
-            ),
-            "reverse SDE: (alternative) hand + isfinite(sum x_new)": partial(
-                hand_reverse_sde(isotropic_time_score, moves, chains, dim, "sum"), key
-            ),
-            "reverse SDE: rs.diffusion.sample": partial(
-                rs.diffusion.sample,
-                key,
-                isotropic_time_score,
-                SCHEDULE,
-                chains,
-                (dim,),
-                num_steps=moves,
-            ),
+            name: partial(hand_reverse_sde(isotropic_time_score, moves, chains, dim, check), key)
+            for name, check in ((DIFF_PLAIN, None), (DIFF_NOW, "end"), (DIFF_BEFORE, "before"))
         }
+        fns[DIFF_LIBRARY] = partial(
+            rs.diffusion.sample,
+            key,
+            isotropic_time_score,
+            SCHEDULE,
+            chains,
+            (dim,),
+            num_steps=moves,
+            return_info=True,
+        )
         timings = compare(fns, repeats)
-        base = timings["reverse SDE: hand"]
-        for name, timing in timings.items():
-            rows.append(
-                [
-                    dim,
-                    chains,
-                    moves,
-                    name,
-                    timing.run * 1e6 / moves,
-                    timing.run / base.run,
-                    timing.cpu / base.cpu,
-                ]
-            )
-            log(*rows[-1])
+        rows += _anatomy_rows("reverse SDE", dim, chains, moves, timings, DIFF_PLAIN)
     dim, chains, steps = 1000, 1000, 10
     key, x0 = jax.random.key(1), jnp.zeros((chains, dim))
     algorithm = rs.ula(isotropic_score, ULA_STEP)
@@ -557,10 +619,21 @@ def anatomy(
     return rows, diffs, hlo
 
 
+def hlo_library_label(sampler, driver):
+    """The ``hlo_programs`` row of the library program a per-step goal row measures."""
+    if sampler == "ULA":
+        return f"`{ULA_LIBRARY}`"  # rs.run runs the same compiled program
+    if driver == "`rs.sample_chains`":
+        kernel = "annealed_langevin" if sampler == "annealed Langevin" else "reverse_diffusion"
+        return f"`rs.sample_chains(rs.{kernel})`"
+    return f"`{DIFF_LIBRARY}`"
+
+
 def hlo_programs(steps=50):
     """The compiled step loops side by side (``step_loop_ops``), each at the shape of its
     worst timing cell; ``steps`` large enough that XLA keeps the loop (no full unrolling)."""
     import blackjax
+    from bench_mala import previous_mala
 
     key = jax.random.key(1)
     rows = []
@@ -570,62 +643,64 @@ def hlo_programs(steps=50):
         ula = rs.ula(isotropic_score, ULA_STEP)
         variants = ula_variants(isotropic_score, ULA_STEP, steps)
         return {
-            "hand (x only)": partial(variants["hand (x only)"], key, x0),
-            "hand + score carried + is_divergent (rs's arithmetic)": partial(
-                variants["+ is_divergent per step (= rs's arithmetic)"], key, x0
-            ),
-            "`rs.sample_chains(rs.ula)`": partial(_all, rs.sample_chains, ula, key, x0, steps),
-            "(alternative) hand + score carried + ~isfinite(sum x + sum s)": partial(
-                variants["(alternative) score carried, is_divergent as ~isfinite(sum x + sum s)"],
-                key,
-                x0,
-            ),
+            ULA_PLAIN: partial(variants[ULA_PLAIN], key, x0),
+            ULA_NOW: partial(variants[ULA_NOW], key, x0),
+            f"`{ULA_LIBRARY}`": partial(_all, rs.sample_chains, ula, key, x0, steps),
+            ULA_SUM: partial(variants[ULA_SUM], key, x0),
+            ULA_BEFORE: partial(variants[ULA_BEFORE], key, x0),
         }
 
-    def sde_group(dim, chains):
-        x0 = jnp.zeros((chains, dim))
-        sde = rs.reverse_diffusion(isotropic_time_score, SCHEDULE, steps, method="sde")
-        hand_sde = hand_reverse_sde(isotropic_time_score, steps, chains, dim)
-        checked = hand_reverse_sde(isotropic_time_score, steps, chains, dim, check="all_finite")
-        alternative = hand_reverse_sde(isotropic_time_score, steps, chains, dim, check="sum")
-        return {
-            "hand": partial(hand_sde, key),
-            "hand + all_finite(s, x_new) (rs's arithmetic)": partial(checked, key),
-            "(alternative) hand + isfinite(sum x_new)": partial(alternative, key),
-            "`rs.diffusion.sample`": partial(
-                rs.diffusion.sample,
-                key,
-                isotropic_time_score,
-                SCHEDULE,
-                chains,
-                (dim,),
-                num_steps=steps,
-                return_info=True,
-            ),
-            "`rs.sample_chains(rs.reverse_diffusion)`": partial(
-                _all, rs.sample_chains, sde, key, x0, 1
-            ),
-        }
+    def diffusion_group(kind):
+        def build(dim, chains):
+            x0 = jnp.zeros((chains, dim))
+            if kind == "sde":
+                algorithm = rs.reverse_diffusion(
+                    isotropic_time_score, SCHEDULE, steps, method="sde"
+                )
+                kwargs = {"method": "sde", "num_steps": steps}
+                library_name = "reverse_diffusion"
 
-    def annealed_group(dim, chains):
-        levels = steps // AL_STEPS_PER_LEVEL
-        hand = hand_annealed(isotropic_time_score, levels, AL_STEPS_PER_LEVEL, chains, dim)
-        return {
-            "hand": partial(hand, key),
-            "`rs.diffusion.sample`": partial(
-                rs.diffusion.sample,
-                key,
-                isotropic_time_score,
-                SCHEDULE,
-                chains,
-                (dim,),
-                method="annealed_langevin",
-                num_levels=levels,
-                steps_per_level=AL_STEPS_PER_LEVEL,
-                step_size=AL_EPS,
-                return_info=True,
-            ),
-        }
+                def hand(check):
+                    return hand_reverse_sde(isotropic_time_score, steps, chains, dim, check)
+
+            else:
+                levels = steps // AL_STEPS_PER_LEVEL
+                algorithm = rs.annealed_langevin(
+                    isotropic_time_score, SCHEDULE, levels, AL_STEPS_PER_LEVEL, step_size=AL_EPS
+                )
+                kwargs = {
+                    "method": kind,
+                    "num_levels": levels,
+                    "steps_per_level": AL_STEPS_PER_LEVEL,
+                    "step_size": AL_EPS,
+                }
+                library_name = "annealed_langevin"
+
+                def hand(check):
+                    return hand_annealed(
+                        isotropic_time_score, levels, AL_STEPS_PER_LEVEL, chains, dim, check
+                    )
+
+            return {
+                DIFF_PLAIN: partial(hand(None), key),
+                DIFF_NOW: partial(hand("end"), key),
+                f"`{DIFF_LIBRARY}`": partial(
+                    rs.diffusion.sample,
+                    key,
+                    isotropic_time_score,
+                    SCHEDULE,
+                    chains,
+                    (dim,),
+                    **kwargs,
+                    return_info=True,
+                ),
+                f"`rs.sample_chains(rs.{library_name})`": partial(
+                    _all, rs.sample_chains, algorithm, key, x0, 1
+                ),
+                DIFF_BEFORE: partial(hand("before"), key),
+            }
+
+        return build
 
     def mala_group(dim, chains):
         x0 = jnp.zeros((chains, dim))
@@ -635,18 +710,19 @@ def hlo_programs(steps=50):
             return -0.5 * jnp.sum(x**2)
 
         return {
-            "`rs.sample_chains(blackjax.mala)`": partial(
+            MALA_BLACKJAX: partial(
                 _all, rs.sample_chains, blackjax.mala(logdensity, h), key, x0, steps
             ),
-            "`rs.sample_chains(rs.mala)`": partial(
-                _all, rs.sample_chains, rs.mala(logdensity, h), key, x0, steps
+            MALA_NOW: partial(_all, rs.sample_chains, rs.mala(logdensity, h), key, x0, steps),
+            MALA_BEFORE: partial(
+                _all, rs.sample_chains, previous_mala(logdensity, h), key, x0, steps
             ),
         }
 
     for group, build, dim, chains in (
         ("ULA", ula_group, 1000, 1000),
-        ("annealed Langevin", annealed_group, 1000, 1000),
-        ("reverse SDE", sde_group, 1000, 1000),
+        ("annealed Langevin", diffusion_group("annealed_langevin"), 1000, 1000),
+        ("reverse SDE", diffusion_group("sde"), 1000, 1000),
         ("MALA", mala_group, 1000, 100),
     ):
         for row in hlo_table(build(dim, chains), chains, dim):
@@ -655,38 +731,98 @@ def hlo_programs(steps=50):
     return rows
 
 
-def compile_anatomy():
-    """What the first call of a diffusion sampler with a new time grid compiles."""
+def previous_levels(schedule, num_steps, dtype=jnp.float32):
+    """Levels of a time grid as the previous release computed them: ``Schedule.time_grid`` and
+    the schedule's functions evaluated op by op under ``jax.ensure_compile_time_eval`` (its
+    ``_annealing.levels_on``, which ran while the kernel was traced)."""
+    with jax.ensure_compile_time_eval():
+        times = jnp.asarray(schedule.time_grid(num_steps), dtype)
+        return Levels(
+            t=times,
+            alpha=jnp.asarray(schedule.alpha(times), dtype),
+            sigma=jnp.asarray(schedule.sigma(times), dtype),
+            drift=jnp.asarray(schedule.drift_coefficient(times), dtype),
+            diffusion_squared=jnp.asarray(schedule.diffusion_squared(times), dtype),
+        )
+
+
+COMPILE_SAMPLER_NEW = "`rs.diffusion.sample`, sde, new `num_steps` (777), 100 samples"
+COMPILE_SAMPLER_BATCH = "same, same `num_steps`, 101 samples (new batch size)"
+COMPILE_SAMPLER_CACHED = "same, 101 samples again (cached)"
+COMPILE_LEVELS_NOW = "levels only, new grid (613 steps): `_annealing.grid_levels` (now)"
+COMPILE_LEVELS_NOW_AGAIN = "levels only, same grid again: `grid_levels` (now, cached)"
+COMPILE_LEVELS_BEFORE = (
+    "levels only, new grid (613 steps): op by op under `ensure_compile_time_eval` "
+    "(before: previous release's `levels_on`)"
+)
+COMPILE_LEVELS_BEFORE_AGAIN = "levels only, same grid again: op by op (before)"
+
+
+def _first_call(label, fn):
     import time
 
-    calls = {
-        "`rs.diffusion.sample`, sde, new `num_steps` (777), 100 samples": (100, 777),
-        "same, same `num_steps`, 101 samples (new batch size)": (101, 777),
-        "same, 101 samples again (cached)": (101, 777),
-    }
-    rows = []
-    for label, (num_samples, num_steps) in calls.items():
-        compile_events.clear()
-        started = time.perf_counter()
-        jax.block_until_ready(
-            rs.diffusion.sample(
-                jax.random.key(0),
-                isotropic_time_score,
-                SCHEDULE,
-                num_samples,
-                (100,),
-                method="sde",
-                num_steps=num_steps,
-            )
+    compile_events.clear()
+    started = time.perf_counter()
+    jax.block_until_ready(fn())
+    wall = time.perf_counter() - started
+    backend = [
+        (s, name) for event, s, name in compile_events if event == "backend_compile_duration"
+    ]
+    trace = sum(s for event, s, _ in compile_events if event == "jaxpr_trace_duration")
+    seconds = [s for s, _ in backend]
+    largest = max(backend, default=(0.0, "–"))
+    others = collections.Counter(name.removeprefix("jit(").removesuffix(")") for _, name in backend)
+    others[largest[1].removeprefix("jit(").removesuffix(")")] -= 1
+    names = [f"{name}×{n}" if n > 1 else name for name, n in others.items() if n > 0]
+    shown = ", ".join(f"`{name}`" for name in names[:10])
+    if len(names) > 10:
+        shown += f", … ({len(names) - 10} more)"
+    row = [
+        label,
+        wall,
+        len(backend),
+        sum(seconds),
+        f"{largest[0]:.3f} (`{largest[1].removeprefix('jit(').removesuffix(')')}`)",
+        sum(seconds) - largest[0],
+        shown or "–",
+        trace,
+    ]
+    log(*row)
+    return row
+
+
+def compile_anatomy():
+    """What the first call of a diffusion sampler with a new time grid compiles, and the cost of
+    the schedule levels of a new grid alone: now (one compiled program per grid) and as the
+    previous release evaluated them (op by op while tracing)."""
+
+    def sample(num_samples, num_steps):
+        return rs.diffusion.sample(
+            jax.random.key(0),
+            isotropic_time_score,
+            SCHEDULE,
+            num_samples,
+            (100,),
+            method="sde",
+            num_steps=num_steps,
         )
-        wall = time.perf_counter() - started
-        backend = [s for event, s in compile_events if event == "backend_compile_duration"]
-        trace = sum(s for event, s in compile_events if event == "jaxpr_trace_duration")
-        largest = max(backend, default=0.0)
-        rows.append(
-            [label, wall, len(backend), sum(backend), largest, sum(backend) - largest, trace]
-        )
-        log(*rows[-1])
+
+    def levels_now(num_steps):
+        return grid_levels(SCHEDULE, num_steps, float(SCHEDULE.T), None, F32)
+
+    rows = [
+        _first_call(COMPILE_SAMPLER_NEW, partial(sample, 100, 777)),
+        _first_call(COMPILE_SAMPLER_BATCH, partial(sample, 101, 777)),
+        _first_call(COMPILE_SAMPLER_CACHED, partial(sample, 101, 777)),
+    ]
+    # one warm-up grid each, so that only what a new grid length costs is counted
+    jax.block_until_ready((levels_now(611), previous_levels(SCHEDULE, 611)))
+    rows += [
+        _first_call(COMPILE_LEVELS_NOW, partial(levels_now, 613)),
+        _first_call(COMPILE_LEVELS_NOW_AGAIN, partial(levels_now, 613)),
+        _first_call(COMPILE_LEVELS_BEFORE, partial(previous_levels, SCHEDULE, 613)),
+        _first_call(COMPILE_LEVELS_BEFORE_AGAIN, partial(previous_levels, SCHEDULE, 613)),
+    ]
     return rows
 
 
@@ -695,14 +831,11 @@ COMPILE_HEADER = [
     "wall s",
     "XLA compilations",
     "XLA compile s",
-    "largest one s (the sampler)",
+    "largest one s (program)",
     "all others s",
+    "the others (programs JAX compiled)",
     "tracing s",
 ]
-
-
-def _first(sample_chains, algorithm, key, x0, steps):
-    return sample_chains(algorithm, key, x0, steps, thin=steps)[0]
 
 
 def _all(sample_chains, algorithm, key, x0, steps):
@@ -711,6 +844,7 @@ def _all(sample_chains, algorithm, key, x0, steps):
 
 
 ANATOMY_HEADER = [
+    "sampler",
     "d",
     "chains",
     "steps",

@@ -141,7 +141,7 @@ def main(argv=None):
             )
         else:
             per_step = bench_per_step.main()
-    with Section("anatomy of the ULA overhead"):
+    with Section("anatomy of the overheads, now and before"):
         if quick:
             anatomy = bench_per_step.anatomy(cells=((100, 100),), target_s=0.05, repeats=2)
         else:
