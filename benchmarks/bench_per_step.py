@@ -122,6 +122,20 @@ def ula_cell(dim, chains, target_s, repeats, score_fn=isotropic_score, label="-x
 F32 = np.dtype(np.float32)
 
 
+def _start_flag(x, check):
+    return previous_all_finite(x) if check == "before" else jnp.asarray(True)
+
+
+def _tweedie_and_flag(x, s, finite, sigma, alpha, check):
+    """The hand loops' last step: Tweedie's formula, then the divergence flag of ``check``."""
+    x = (x + sigma**2 * s) / alpha
+    if check == "end":
+        return x, ~jnp.all(jnp.isfinite(x))
+    if check == "before":
+        return x, ~(finite & previous_all_finite(s) & previous_all_finite(x))
+    return x
+
+
 def hand_annealed(time_score_fn, num_levels, steps_per_level, chains, dim, check=None):
     """Annealed Langevin with the NCSN rule, one path per chain, Tweedie step at the end.
 
@@ -155,15 +169,9 @@ def hand_annealed(time_score_fn, num_levels, steps_per_level, chains, dim, check
             return (x, finite), None
 
         keys = jax.random.split(key_path, moves)
-        start_finite = previous_all_finite(x) if check == "before" else jnp.asarray(True)
-        (x, finite), _ = jax.lax.scan(move, (x, start_finite), (keys, t, h))
+        (x, finite), _ = jax.lax.scan(move, (x, _start_flag(x, check)), (keys, t, h))
         s = time_score_fn(x, last_t)
-        x = (x + last_sigma**2 * s) / last_alpha
-        if check == "end":
-            return x, ~jnp.all(jnp.isfinite(x))
-        if check == "before":
-            return x, ~(finite & previous_all_finite(s) & previous_all_finite(x))
-        return x
+        return _tweedie_and_flag(x, s, finite, last_sigma, last_alpha, check)
 
     return jax.jit(lambda key: jax.vmap(lambda k: path(k, (dim,)))(jax.random.split(key, chains)))
 
@@ -199,15 +207,9 @@ def hand_reverse_sde(time_score_fn, num_steps, chains, dim, check=None):
 
         keys = jax.random.split(key_path, num_steps)
         xs = (keys, now.t, nxt.t, now.drift, now.diffusion_squared)
-        start_finite = previous_all_finite(x) if check == "before" else jnp.asarray(True)
-        (x, finite), _ = jax.lax.scan(move, (x, start_finite), xs)
+        (x, finite), _ = jax.lax.scan(move, (x, _start_flag(x, check)), xs)
         s = time_score_fn(x, end_t)
-        x = (x + end_sigma**2 * s) / end_alpha
-        if check == "end":
-            return x, ~jnp.all(jnp.isfinite(x))
-        if check == "before":
-            return x, ~(finite & previous_all_finite(s) & previous_all_finite(x))
-        return x
+        return _tweedie_and_flag(x, s, finite, end_sigma, end_alpha, check)
 
     return jax.jit(lambda key: jax.vmap(lambda k: path(k, (dim,)))(jax.random.split(key, chains)))
 
