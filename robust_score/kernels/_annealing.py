@@ -34,6 +34,7 @@ __all__ = [
     "time_like",
     "trajectory_diverged",
     "tweedie_denoise",
+    "walk_down",
 ]
 
 
@@ -144,6 +145,25 @@ def _constants(levels: Levels, dtype) -> Levels:
     for value in constants:
         value.flags.writeable = False  # grid_levels shares them between kernels
     return constants
+
+
+def walk_down(rng_key, flat, score, schedule: Schedule, t_start: float, move, move_inputs, end):
+    """The path both kernels take: start at ``t_start`` (:func:`starting_point`), one
+    ``lax.scan`` of ``x = move(key, x, *inputs)`` over ``move_inputs`` (arrays with one leading
+    entry per move), then Tweedie's step with ``score`` at ``end`` (a :class:`Levels` entry;
+    ``None``: no denoising). Returns the end point and whether the path diverged."""
+    key_start, key_path = jax.random.split(rng_key)
+    x = starting_point(key_start, flat, schedule, t_start)
+    keys = jax.random.split(key_path, len(jax.tree.leaves(move_inputs)[0]))
+
+    def one_move(x, inputs):
+        key, inputs = inputs
+        return move(key, x, *inputs), None
+
+    x, _ = jax.lax.scan(one_move, x, (keys, move_inputs))
+    if end is not None:
+        x = tweedie_denoise(x, score(x, end.t), end)
+    return x, trajectory_diverged(x)
 
 
 def trajectory_diverged(x) -> jax.Array:

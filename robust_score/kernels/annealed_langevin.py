@@ -47,9 +47,7 @@ from robust_score.kernels._annealing import (
     grid_levels,
     resolve_t_start,
     snr_step_size,
-    starting_point,
-    trajectory_diverged,
-    tweedie_denoise,
+    walk_down,
 )
 from robust_score.kernels.integrators import langevin_step
 from robust_score.schedules import Schedule
@@ -89,9 +87,8 @@ def noise_levels(schedule: Schedule, num_levels: int, *, t_start=None, spacing=N
     inclusive; a single level is ``t_min`` alone (plain Langevin after the start)."""
     check_count(num_levels, "num_levels")
     t_start = resolve_t_start(schedule, t_start)
-    if num_levels == 1:
-        return schedule.time_grid(1, t_start=t_start, spacing=spacing)[-1:]
-    return schedule.time_grid(num_levels - 1, t_start=t_start, spacing=spacing)
+    dtype = jnp.zeros(()).dtype
+    return annealing_levels(schedule, num_levels, t_start, schedule.check_spacing(spacing), dtype).t
 
 
 def annealing_levels(schedule: Schedule, num_levels: int, t_start: float, spacing, dtype):
@@ -160,19 +157,13 @@ def build_kernel():
         # one entry per Langevin move, so the whole path is a single flat scan
         per_move = [np.repeat(a, steps_per_level) for a in (levels.t, step_sizes)]
 
-        def one_move(x, inputs):
-            key, t, h = inputs
-            return langevin_step(key, x, score(x, t), h), None
+        def move(key, x, t, h):
+            return langevin_step(key, x, score(x, t), h)
 
-        key_start, key_path = jax.random.split(rng_key)
-        x = starting_point(key_start, flat, schedule, t_start)
-        keys = jax.random.split(key_path, num_levels * steps_per_level)
-        x, _ = jax.lax.scan(one_move, x, (keys, *per_move))
-        if denoise:
-            end = jax.tree.map(lambda a: a[-1], levels)
-            x = tweedie_denoise(x, score(x, end.t), end)
+        end = jax.tree.map(lambda a: a[-1], levels) if denoise else None
+        x, is_divergent = walk_down(rng_key, flat, score, schedule, t_start, move, per_move, end)
         evals = count_score_evals(num_levels, steps_per_level, denoise=denoise)
-        info = AnnealedLangevinInfo(trajectory_diverged(x), jnp.asarray(evals))
+        info = AnnealedLangevinInfo(is_divergent, jnp.asarray(evals))
         return AnnealedLangevinState(unravel(x)), info
 
     return kernel

@@ -43,9 +43,7 @@ from robust_score.kernels._annealing import (
     grid_levels,
     resolve_t_start,
     snr_step_size,
-    starting_point,
-    trajectory_diverged,
-    tweedie_denoise,
+    walk_down,
 )
 from robust_score.kernels.integrators import langevin_step
 from robust_score.schedules import Schedule
@@ -172,23 +170,14 @@ def build_kernel(method: str = "sde"):
                 _predictor_corrector_move, score, snr=snr, corrector_steps=corrector_steps
             )
 
-        def one_move(x, inputs):
-            key, now, nxt = inputs
-            return move(key, x, now, nxt), None
-
-        key_start, key_path = jax.random.split(rng_key)
-        x = starting_point(key_start, flat, schedule, t_start)
         now = jax.tree.map(lambda a: a[:-1], levels)
         nxt = jax.tree.map(lambda a: a[1:], levels)
-        keys = jax.random.split(key_path, num_steps)
-        x, _ = jax.lax.scan(one_move, x, (keys, now, nxt))
-        if denoise:
-            end = jax.tree.map(lambda a: a[-1], levels)
-            x = tweedie_denoise(x, score(x, end.t), end)
+        end = jax.tree.map(lambda a: a[-1], levels) if denoise else None
+        x, is_divergent = walk_down(rng_key, flat, score, schedule, t_start, move, (now, nxt), end)
         evals = count_score_evals(
             method, num_steps, corrector_steps=corrector_steps, denoise=denoise
         )
-        info = ReverseDiffusionInfo(trajectory_diverged(x), jnp.asarray(evals))
+        info = ReverseDiffusionInfo(is_divergent, jnp.asarray(evals))
         return ReverseDiffusionState(unravel(x)), info
 
     return kernel
