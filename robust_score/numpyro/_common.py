@@ -27,8 +27,9 @@ __all__ = [
 class ScoreKernelBase(MCMCKernel):
     """The MCMCKernel protocol both kernels share: the model, the sample field, the
     postprocessing to constrained sites, pickling and dispatch to the batched or single-chain
-    ``_sample_one`` chosen at ``init``. Subclasses set ``_model``, ``_potential_fn``,
-    ``_potential_fn_gen``, ``_postprocess_fn`` and ``_sample_fn``."""
+    ``_sample_one`` chosen at ``init``. Subclasses set ``_model``, ``_init_strategy``,
+    ``_potential_fn`` and ``_sample_fn``; ``_setup_model`` (called by their ``init``) sets
+    ``_potential_fn_gen`` and ``_postprocess_fn``."""
 
     # compiled or closure-holding attributes rebuilt by `init`, dropped when pickling
     _transient = ("_sample_fn",)
@@ -60,6 +61,20 @@ class ScoreKernelBase(MCMCKernel):
         for name in self._transient:
             state[name] = None
         return state
+
+    def _setup_model(self, rng_key, init_params, model_args, model_kwargs):
+        """:func:`setup_model` for this kernel; keeps its potential and postprocessing."""
+        setup = setup_model(
+            type(self).__name__,
+            self._model,
+            self._init_strategy,
+            rng_key,
+            init_params,
+            model_args,
+            model_kwargs,
+        )
+        self._potential_fn_gen, self._postprocess_fn = setup.potential_fn_gen, setup.postprocess_fn
+        return setup
 
     def _get_potential_fn(self, model_args, model_kwargs):
         if self._potential_fn_gen is not None:

@@ -21,7 +21,6 @@ from robust_score.numpyro._common import (
     check_finite_start,
     check_model_or_potential,
     check_site_fn,
-    setup_model,
 )
 from robust_score.schedules import Schedule
 
@@ -134,16 +133,7 @@ class ScoreDiffusion(ScoreKernelBase):
     def init(self, rng_key, num_warmup, init_params=None, model_args=(), model_kwargs=None):
         del num_warmup  # nothing to tune
         model_kwargs = {} if model_kwargs is None else model_kwargs
-        setup = setup_model(
-            "ScoreDiffusion",
-            self._model,
-            self._init_strategy,
-            rng_key,
-            init_params,
-            model_args,
-            model_kwargs,
-        )
-        self._potential_fn_gen, self._postprocess_fn = setup.potential_fn_gen, setup.postprocess_fn
+        setup = self._setup_model(rng_key, init_params, model_args, model_kwargs)
         prototype = setup.prototype
         dtype = jnp.result_type(*jax.tree.leaves(prototype))
         t_min = jnp.asarray(self._schedule.t_min, dtype)

@@ -27,7 +27,6 @@ from robust_score.numpyro._common import (
     check_finite_start,
     check_model_or_potential,
     check_site_fn,
-    setup_model,
 )
 
 __all__ = [
@@ -269,16 +268,7 @@ class ScoreLangevin(ScoreKernelBase):
     def init(self, rng_key, num_warmup, init_params=None, model_args=(), model_kwargs=None):
         model_kwargs = {} if model_kwargs is None else model_kwargs
         self._num_warmup = num_warmup
-        setup = setup_model(
-            "ScoreLangevin",
-            self._model,
-            self._init_strategy,
-            rng_key,
-            init_params,
-            model_args,
-            model_kwargs,
-        )
-        self._potential_fn_gen, self._postprocess_fn = setup.potential_fn_gen, setup.postprocess_fn
+        setup = self._setup_model(rng_key, init_params, model_args, model_kwargs)
         rng_key, init_params, vectorized = setup.rng_key, setup.init_params, setup.vectorized
         potential_fn = self._get_potential_fn(model_args, model_kwargs)
         if self._score_fn is not None:
