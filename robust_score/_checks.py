@@ -1,26 +1,62 @@
-"""Argument checks shared by every public constructor.
+"""Every argument check of the package, in one place.
 
-Checks run at construction / ``init`` time, outside the compiled program, and raise with a
-message that names the argument and what was expected. Values that are tracers (the
-caller is inside ``jit``/``vmap``) are checked for shape and dtype only.
+Checks run when users build things (a settings object, a sampler, a report), outside the
+compiled program, and raise with a message that names the argument and what was expected.
+Kernels trust what was checked here. Values that are tracers (the caller is inside
+``jit``/``vmap``) are checked for shape and dtype only.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
-    "check_positive_scalar",
+    "check_callable",
+    "check_choice",
+    "check_count",
+    "check_data_matrix",
     "check_finite_tree",
+    "check_float_dtype",
+    "check_fraction",
+    "check_key",
+    "check_positive_scalar",
+    "check_schedule",
     "check_score_output",
+    "check_time",
+    "check_time_range",
+    "check_widths",
+    "default_float_dtype",
     "is_concrete",
 ]
 
 
+def default_float_dtype():
+    """JAX's default float: float64 under ``jax_enable_x64``, else float32."""
+    return jnp.zeros(()).dtype
+
+
 def is_concrete(tree) -> bool:
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
+def check_callable(value, name: str, call: str | None = None) -> None:
+    """``value`` must be callable; ``call`` shows how it will be called, for the message."""
+    if not callable(value):
+        how = f" as {call}" if call else ""
+        raise TypeError(f"`{name}` must be callable{how}, got {type(value).__name__}.")
+
+
+def check_count(value, name: str, minimum: int = 1) -> None:
+    """``value`` must be an integer (not a bool) of at least ``minimum``."""
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+
+
+def check_choice(value, name: str, choices: Sequence) -> None:
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}.")
 
 
 def check_positive_scalar(value, name: str) -> None:
@@ -39,6 +75,58 @@ def check_positive_scalar(value, name: str) -> None:
         raise ValueError(f"`{name}` must be a positive finite number, got {float(array)!r}.")
 
 
+def check_fraction(value, name: str) -> None:
+    """``value`` must be a number strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+        raise TypeError(f"`{name}` must be a number in (0, 1), got {value!r}.")
+    if not 0 < value < 1:
+        raise ValueError(f"`{name}` must lie in (0, 1), got {value}.")
+
+
+def check_schedule(schedule, name: str = "schedule") -> None:
+    from robust_score.schedules import Schedule  # schedules use these checks too
+
+    if not isinstance(schedule, Schedule):
+        raise TypeError(
+            f"`{name}` must be a robust_score.schedules.Schedule (e.g. rs.schedules.vp()), "
+            f"got {type(schedule).__name__}."
+        )
+
+
+def check_time(schedule, t, name: str = "t") -> None:
+    """``t`` must be a Python number in the schedule's range ``[t_min, T]``."""
+    if isinstance(t, bool) or not isinstance(t, int | float):
+        raise TypeError(f"`{name}` must be a Python number, got {type(t).__name__}.")
+    if not (schedule.t_min <= t <= schedule.T):
+        raise ValueError(
+            f"`{name}` must lie in the schedule's range [t_min, T] = "
+            f"[{schedule.t_min}, {schedule.T}], got {t}."
+        )
+
+
+def check_float_dtype(dtype, name: str = "dtype"):
+    """``dtype`` as a floating NumPy dtype (``None``: :func:`default_float_dtype`)."""
+    dtype = default_float_dtype() if dtype is None else jnp.dtype(dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"`{name}` must be a floating dtype, got {dtype}.")
+    return dtype
+
+
+def check_key(rng_key, name: str = "rng_key"):
+    """A single JAX PRNG key, new-style (``jax.random.key``) or raw (``PRNGKey``)."""
+    key = jnp.asarray(rng_key) if not isinstance(rng_key, jax.Array) else rng_key
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"`{name}` must be a single key, got shape {key.shape}.")
+        return key
+    if key.shape != (2,) or key.dtype != jnp.uint32:
+        raise ValueError(
+            f"`{name}` must be a JAX PRNG key (jax.random.key(0) or jax.random.PRNGKey(0)), "
+            f"got an array of shape {key.shape} and dtype {key.dtype}."
+        )
+    return key
+
+
 def check_finite_tree(tree, name: str) -> None:
     """Every leaf of ``tree`` must be a floating array with finite values (when concrete)."""
     leaves = jax.tree.leaves(tree)
@@ -53,6 +141,32 @@ def check_finite_tree(tree, name: str) -> None:
         bad = sum(int(np.size(leaf) - np.isfinite(np.asarray(leaf)).sum()) for leaf in leaves)
         if bad:
             raise ValueError(f"`{name}` has {bad} non-finite value(s) (NaN or inf).")
+
+
+def check_data_matrix(data, name: str = "data") -> jax.Array:
+    """Concrete, finite, real points shaped ``(num_points, *event_shape)``, returned as an
+    array of the default float dtype."""
+    if isinstance(data, jax.core.Tracer):
+        raise TypeError(f"`{name}` must be a concrete array, not a traced value.")
+    try:
+        array = np.asarray(data)
+    except Exception as err:
+        raise TypeError(
+            f"`{name}` must be an array shaped (n, dim), got {type(data).__name__}."
+        ) from err
+    if array.ndim < 2:
+        raise ValueError(
+            f"`{name}` must be shaped (num_points, *event_shape), e.g. (n, dim); got shape "
+            f"{array.shape}."
+        )
+    if array.shape[0] == 0 or array.size == 0:
+        raise ValueError(f"`{name}` is empty (shape {array.shape}): need at least one point.")
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {array.dtype}.")
+    if not np.all(np.isfinite(array)):
+        bad = int(array.size - np.isfinite(array).sum())
+        raise ValueError(f"`{name}` has {bad} non-finite value(s) (NaN or inf).")
+    return jnp.asarray(array, default_float_dtype())
 
 
 def check_score_output(score_fn: Callable, position, name: str = "score_fn", *extra_args) -> None:
@@ -82,3 +196,37 @@ def check_score_output(score_fn: Callable, position, name: str = "score_fn", *ex
                 f"got {got.dtype}. (Cast inside the score, or enable/disable jax_enable_x64 "
                 "consistently.)"
             )
+
+
+def check_widths(value, name: str) -> tuple[int, ...]:
+    """``value`` must be a non-empty sequence of positive integers (e.g. layer widths);
+    returned as a tuple of Python ints."""
+    try:
+        widths = tuple(value)
+    except TypeError:
+        widths = None
+    if not widths or not all(
+        isinstance(w, int | np.integer) and not isinstance(w, bool) and w >= 1 for w in widths
+    ):
+        raise ValueError(
+            f"`{name}` must be a non-empty sequence of positive integers, e.g. (256, 256, 256); "
+            f"got {value!r}."
+        )
+    return tuple(int(w) for w in widths)
+
+
+def check_time_range(schedule, t_range, name: str = "t_range") -> tuple[float, float]:
+    """``t_range`` must be a pair ``(t_low, t_high)`` with ``t_min <= t_low < t_high <= T``
+    of the schedule; ``None`` means the whole ``(t_min, T)``. Returned as Python floats."""
+    if t_range is None:
+        return float(schedule.t_min), float(schedule.T)
+    try:
+        low, high = (float(v) for v in t_range)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"`{name}` must be a pair (t_low, t_high), got {t_range!r}.") from err
+    if not (schedule.t_min <= low < high <= schedule.T):
+        raise ValueError(
+            f"`{name}` must satisfy t_min <= t_low < t_high <= T with the schedule's "
+            f"[t_min, T] = [{schedule.t_min}, {schedule.T}]; got {t_range!r}."
+        )
+    return low, high
