@@ -19,12 +19,15 @@ from blackjax import GenerateSamplingAPI
 if not hasattr(_numpyro_infer, "initialization"):
     _numpyro_infer.initialization = sys.modules["numpyro.infer.initialization"]
 
-from robust_score import diagnostics, diffusion, kernels, learn, numpyro, schedules, scores
+from robust_score import diagnostics, kernels, learn, numpyro, schedules, scores
+from robust_score.batch import sample_batch
 from robust_score.kernels import annealed_langevin as _annealed_langevin
 from robust_score.kernels import mala as _mala
 from robust_score.kernels import reverse_diffusion as _reverse_diffusion
 from robust_score.kernels import ula as _ula
 from robust_score.kernels.adaptation import mala_adaptation
+from robust_score.kernels.annealed_langevin import AnnealedLangevin
+from robust_score.kernels.reverse_diffusion import ReverseDiffusion
 from robust_score.run import DivergenceWarning, RunState, run, sample_chains
 
 __version__ = "0.1.0"
@@ -39,11 +42,12 @@ reverse_diffusion = GenerateSamplingAPI(
 )
 
 __all__ = [
+    "AnnealedLangevin",
     "DivergenceWarning",
+    "ReverseDiffusion",
     "RunState",
     "diagnostics",
     "annealed_langevin",
-    "diffusion",
     "kernels",
     "learn",
     "mala",
@@ -51,6 +55,7 @@ __all__ = [
     "numpyro",
     "reverse_diffusion",
     "run",
+    "sample_batch",
     "sample_chains",
     "schedules",
     "scores",

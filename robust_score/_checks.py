@@ -14,18 +14,27 @@ import numpy as np
 
 __all__ = [
     "check_callable",
+    "check_chain_axis",
     "check_choice",
+    "check_continuous",
     "check_count",
     "check_data_matrix",
+    "check_event_shape",
+    "check_finite_start",
     "check_finite_tree",
     "check_float_dtype",
     "check_fraction",
     "check_key",
+    "check_model_or_potential",
     "check_positive_scalar",
+    "check_sampling_algorithm",
+    "check_scalar_output",
     "check_schedule",
     "check_score_output",
+    "check_site_fn",
     "check_time",
     "check_time_range",
+    "check_time_score_output",
     "check_widths",
     "default_float_dtype",
     "is_concrete",
@@ -52,6 +61,15 @@ def check_count(value, name: str, minimum: int = 1) -> None:
     """``value`` must be an integer (not a bool) of at least ``minimum``."""
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+
+
+def check_sampling_algorithm(value, name: str = "algorithm") -> None:
+    """``value`` must be a ``blackjax.SamplingAlgorithm`` (anything with ``init`` and ``step``)."""
+    if not (hasattr(value, "init") and hasattr(value, "step")):
+        raise TypeError(
+            f"`{name}` must be a blackjax.SamplingAlgorithm with `init` and `step`, "
+            f"got {type(value).__name__}."
+        )
 
 
 def check_choice(value, name: str, choices: Sequence) -> None:
@@ -127,6 +145,36 @@ def check_key(rng_key, name: str = "rng_key"):
     return key
 
 
+def check_chain_axis(tree, name: str) -> int:
+    """Every leaf of ``tree`` must share a leading chain axis; returns its length."""
+    shapes = [jnp.shape(leaf) for leaf in jax.tree.leaves(tree)]
+    if not shapes or any(len(shape) == 0 for shape in shapes):
+        raise ValueError(
+            f"`{name}` must have a leading chain axis (shape (num_chains, ...)); "
+            "got a scalar leaf. For one chain, add an axis: positions[None]."
+        )
+    counts = {shape[0] for shape in shapes}
+    if len(counts) != 1:
+        raise ValueError(
+            f"every leaf of `{name}` must share the leading chain axis, got "
+            f"leading sizes {sorted(counts)}."
+        )
+    (num_chains,) = counts
+    if num_chains < 1:
+        raise ValueError(f"`{name}` has zero chains.")
+    return num_chains
+
+
+def check_event_shape(event_shape, name: str = "event_shape") -> tuple[int, ...]:
+    """An int or a non-empty tuple of positive ints, returned as a tuple."""
+    shape = (event_shape,) if isinstance(event_shape, int) else tuple(event_shape)
+    if not shape or not all(isinstance(n, int) and n >= 1 for n in shape):
+        raise ValueError(
+            f"`{name}` must be a non-empty tuple of positive integers, got {event_shape!r}."
+        )
+    return shape
+
+
 def check_finite_tree(tree, name: str) -> None:
     """Every leaf of ``tree`` must be a floating array with finite values (when concrete)."""
     leaves = jax.tree.leaves(tree)
@@ -167,6 +215,13 @@ def check_data_matrix(data, name: str = "data") -> jax.Array:
         bad = int(array.size - np.isfinite(array).sum())
         raise ValueError(f"`{name}` has {bad} non-finite value(s) (NaN or inf).")
     return jnp.asarray(array, default_float_dtype())
+
+
+def check_scalar_output(fn: Callable, position, name: str) -> None:
+    """``fn(position)`` must return a scalar (checked abstractly)."""
+    shape = jax.eval_shape(fn, position).shape
+    if shape != ():
+        raise ValueError(f"`{name}` must return a scalar, got shape {shape}.")
 
 
 def check_score_output(score_fn: Callable, position, name: str = "score_fn", *extra_args) -> None:
@@ -230,3 +285,91 @@ def check_time_range(schedule, t_range, name: str = "t_range") -> tuple[float, f
             f"[t_min, T] = [{schedule.t_min}, {schedule.T}]; got {t_range!r}."
         )
     return low, high
+
+
+def check_time_score_output(time_score_fn: Callable, position, schedule) -> None:
+    """At a sampler's ``init``: a finite template position, and a time score shaped like it at
+    ``t = t_min`` (a scalar array of the position's dtype)."""
+    check_finite_tree(position, "position")
+    t_min = jnp.asarray(schedule.t_min, jnp.result_type(jax.tree.leaves(position)[0]))
+    check_score_output(time_score_fn, position, "time_score_fn", t_min)
+
+
+# -- NumPyro kernels ------------------------------------------------------------------------
+def check_model_or_potential(model, potential_fn) -> None:
+    """The constructors' common rule: exactly one of ``model`` or ``potential_fn``, callable."""
+    if not (model is None) ^ (potential_fn is None):
+        raise ValueError("Give exactly one of `model` or `potential_fn`.")
+    for name, value in (("model", model), ("potential_fn", potential_fn)):
+        if value is not None and not callable(value):
+            raise TypeError(f"`{name}` must be callable, got {type(value).__name__}.")
+
+
+def check_continuous(sites: dict, who: str) -> None:
+    discrete = sorted(name for name, site in sites.items() if site["fn"].support.is_discrete)
+    if discrete:
+        raise ValueError(
+            f"{who} does not support discrete latent sites, but the model has {discrete}. "
+            "Marginalise them out of the model (e.g. with a mixture distribution), or use "
+            "numpyro.infer.DiscreteHMCGibbs / MixedHMC."
+        )
+
+
+def check_site_fn(fn: Callable, z, name: str, *extra_args) -> None:
+    """``fn(z, *extra_args)`` must return a pytree shaped like ``z``; for NumPyro's dict of
+    sites the message names the missing, extra or misshapen site."""
+    if isinstance(z, dict):
+        try:
+            out = jax.eval_shape(fn, z, *extra_args)
+        except Exception as err:  # name the argument, keep the user's error
+            raise TypeError(
+                f"`{name}` failed on the unconstrained latent sites {sorted(z)}: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+        if not isinstance(out, dict) or set(out) != set(z):
+            got = sorted(out) if isinstance(out, dict) else type(out).__name__
+            raise ValueError(
+                f"`{name}` must return a dict keyed by the model's latent sites "
+                f"{sorted(z)} (unconstrained values), got {got}."
+            )
+        for site in sorted(z):
+            want, got = jnp.shape(z[site]), out[site].shape
+            if got != want:
+                raise ValueError(
+                    f"`{name}` returned shape {got} at site '{site}'; expected {want}, "
+                    "the site's unconstrained shape."
+                )
+    check_score_output(fn, z, name, *extra_args)
+
+
+def check_finite_start(potential, score, vectorized: bool) -> None:
+    """Refuse a start where the potential or score is non-finite (skipped under tracing,
+    e.g. ``chain_method="parallel"``, where nothing is concrete)."""
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((potential, score))):
+        return
+    potential = np.atleast_1d(np.asarray(potential))
+    bad = np.flatnonzero(~np.isfinite(potential))
+    if bad.size:
+        where = f" (chains {bad.tolist()})" if vectorized else ""
+        raise ValueError(
+            f"the potential energy at the initial position is not finite{where}: "
+            f"{potential[bad[0]]}. The initial parameters lie outside the model's support "
+            "(log density -inf) or the model returns NaN there; pass other `init_params` "
+            "or another `init_strategy`."
+        )
+    bad_sites = [
+        _site_name(path)
+        for path, leaf in jax.tree_util.tree_flatten_with_path(score)[0]
+        if not np.all(np.isfinite(leaf))
+    ]
+    if bad_sites:
+        raise ValueError(
+            f"the score at the initial position is not finite at {bad_sites}; check "
+            "`score_fn` (or the model's gradient) there."
+        )
+
+
+def _site_name(path) -> str:
+    if len(path) == 1 and isinstance(path[0], jax.tree_util.DictKey):
+        return str(path[0].key)
+    return jax.tree_util.keystr(path) or "the position"

@@ -12,7 +12,13 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.tree_util import DictKey, GetAttrKey, SequenceKey
 
-from robust_score._checks import check_finite_tree
+from robust_score._checks import (
+    check_chain_axis,
+    check_count,
+    check_finite_tree,
+    check_key,
+    check_sampling_algorithm,
+)
 
 __all__ = ["run", "sample_chains", "RunState", "DivergenceWarning"]
 
@@ -111,21 +117,19 @@ def sample_chains(
     """:func:`run` without the DataTree: returns ``(positions, stats, run_state)``, the first
     two as JAX arrays shaped ``(chain, draw, ...)`` (``stats`` a dict of the reduced scalar
     ``Info`` fields). For code (diagnostics, benchmarks) that consumes the draws itself."""
-    if not (hasattr(algorithm, "init") and hasattr(algorithm, "step")):
-        raise TypeError(
-            "`algorithm` must be a blackjax.SamplingAlgorithm with `init` and `step`, "
-            f"got {type(algorithm).__name__}."
-        )
-    for name, value, minimum in (("num_steps", num_steps, 1), ("thin", thin, 1)):
-        _check_int(value, name, minimum)
-    _check_int(num_warmup, "num_warmup", 0)
+    check_sampling_algorithm(algorithm)
+    check_count(num_steps, "num_steps")
+    check_count(thin, "thin")
+    check_count(num_warmup, "num_warmup", minimum=0)
     if thin > num_steps:
         raise ValueError(f"`thin` ({thin}) must not exceed `num_steps` ({num_steps}).")
-    rng_key = _check_key(rng_key)
+    rng_key = check_key(rng_key)
     if isinstance(initial_positions, RunState):
-        num_chains = _check_run_state(initial_positions)
+        num_chains = check_chain_axis(initial_positions.states, "initial_positions")
+        check_count(initial_positions.step, "RunState.step", minimum=0)
     else:
-        num_chains = _check_positions(initial_positions)
+        check_finite_tree(initial_positions, "initial_positions")
+        num_chains = check_chain_axis(initial_positions, "initial_positions")
     mesh = _as_mesh(devices, num_chains)
     num_draws = num_steps // thin
 
@@ -241,15 +245,6 @@ def _as_mesh(devices, num_chains):
     return mesh
 
 
-def _check_run_state(run_state: RunState) -> int:
-    leaves = jax.tree.leaves(run_state.states)
-    if not leaves or any(jnp.ndim(leaf) == 0 for leaf in leaves):
-        raise ValueError("`initial_positions` is a RunState without a leading chain axis.")
-    if not isinstance(run_state.step, int) or run_state.step < 0:
-        raise ValueError(f"RunState.step must be a non-negative int, got {run_state.step!r}.")
-    return leaves[0].shape[0]
-
-
 def _reduce_block(infos):
     """Summarise a thinning block per chain: scalar fields only; bool -> any, number -> mean."""
     fields = infos._asdict() if hasattr(infos, "_asdict") else {}
@@ -314,45 +309,6 @@ def _variable_names(tree) -> list[str]:
                 parts.append(str(entry))
         names.append(".".join(parts))
     return names
-
-
-def _check_int(value, name, minimum):
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-
-
-def _check_key(rng_key):
-    key = jnp.asarray(rng_key) if not isinstance(rng_key, jax.Array) else rng_key
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError(f"`rng_key` must be a single key, got shape {key.shape}.")
-        return key
-    if key.shape != (2,) or key.dtype != jnp.uint32:
-        raise ValueError(
-            "`rng_key` must be a JAX PRNG key (jax.random.key(0) or jax.random.PRNGKey(0)), "
-            f"got an array of shape {key.shape} and dtype {key.dtype}."
-        )
-    return key
-
-
-def _check_positions(initial_positions) -> int:
-    check_finite_tree(initial_positions, "initial_positions")
-    shapes = [jnp.shape(leaf) for leaf in jax.tree.leaves(initial_positions)]
-    if any(len(shape) == 0 for shape in shapes):
-        raise ValueError(
-            "`initial_positions` must have a leading chain axis (shape (num_chains, ...)); "
-            "got a scalar leaf. For one chain, add an axis: positions[None]."
-        )
-    counts = {shape[0] for shape in shapes}
-    if len(counts) != 1:
-        raise ValueError(
-            "every leaf of `initial_positions` must share the leading chain axis, got "
-            f"leading sizes {sorted(counts)}."
-        )
-    (num_chains,) = counts
-    if num_chains < 1:
-        raise ValueError("`initial_positions` has zero chains.")
-    return num_chains
 
 
 class _ProgressBar:

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Schedule", "vp", "ve", "cosine", "edm"]
+from robust_score._checks import check_choice, check_count, check_time, default_float_dtype
 
-_SPACINGS = ("uniform", "karras")
+__all__ = ["SPACINGS", "Schedule", "vp", "ve", "cosine", "edm"]
+
+SPACINGS = ("uniform", "karras")
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,6 @@ class Schedule:
     T: float
     t_min: float
 
-    name = "schedule"
     default_spacing = "uniform"
 
     def __post_init__(self):
@@ -52,12 +53,12 @@ class Schedule:
 
     def drift_coefficient(self, t):
         """``f(t) = d log alpha / dt``: the forward SDE drift is ``f(t) x``."""
-        t = jnp.asarray(t, dtype=_float_dtype())
+        t = jnp.asarray(t, dtype=default_float_dtype())
         return _elementwise_grad(self.log_alpha)(t)
 
     def diffusion_squared(self, t):
         """``g(t)^2 = d sigma^2/dt - 2 f(t) sigma^2``: the forward SDE's squared diffusion."""
-        t = jnp.asarray(t, dtype=_float_dtype())
+        t = jnp.asarray(t, dtype=default_float_dtype())
         dsigma2 = _elementwise_grad(lambda s: self.sigma(s) ** 2)(t)
         return dsigma2 - 2.0 * self.drift_coefficient(t) * self.sigma(t) ** 2
 
@@ -73,12 +74,12 @@ class Schedule:
         ``spacing="uniform"`` is uniform in ``t``; ``"karras"`` is uniform in
         ``sigma^(1/7)`` (EDM's rule, denser at low noise).
         """
-        if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
-            raise ValueError(f"`num_steps` must be an integer >= 1, got {num_steps!r}.")
+        check_count(num_steps, "num_steps")
         t_start = self.T if t_start is None else t_start
-        self.check_time(t_start, "t_start")
-        spacing = self.check_spacing(spacing)
-        dtype = _float_dtype()
+        check_time(self, t_start, "t_start")
+        spacing = self.default_spacing if spacing is None else spacing
+        check_choice(spacing, "spacing", SPACINGS)
+        dtype = default_float_dtype()
         if spacing == "uniform":
             return jnp.linspace(t_start, self.t_min, num_steps + 1, dtype=dtype)
         rho = 7.0  # karras
@@ -89,22 +90,6 @@ class Schedule:
         # pin the ends exactly: the inverse is only accurate to rounding.
         return times.at[0].set(t_start).at[-1].set(self.t_min)
 
-    def check_spacing(self, spacing) -> str:
-        """``spacing`` as :meth:`time_grid` will use it (``None``: the schedule's default)."""
-        spacing = self.default_spacing if spacing is None else spacing
-        if spacing not in _SPACINGS:
-            raise ValueError(f"`spacing` must be one of {_SPACINGS}, got {spacing!r}.")
-        return spacing
-
-    def check_time(self, t, name: str = "t") -> None:
-        if not isinstance(t, int | float):
-            raise TypeError(f"`{name}` must be a Python number, got {type(t).__name__}.")
-        if not (self.t_min <= t <= self.T):
-            raise ValueError(
-                f"`{name}` must lie in the schedule's range [t_min, T] = "
-                f"[{self.t_min}, {self.T}], got {t}."
-            )
-
 
 @dataclass(frozen=True)
 class VPSchedule(Schedule):
@@ -112,7 +97,6 @@ class VPSchedule(Schedule):
 
     beta_min: float = 0.1
     beta_max: float = 20.0
-    name = "vp"
 
     def __post_init__(self):
         super().__post_init__()
@@ -146,7 +130,6 @@ class VESchedule(Schedule):
 
     sigma_min: float = 0.01
     sigma_max: float = 50.0
-    name = "ve"
 
     def __post_init__(self):
         super().__post_init__()
@@ -157,7 +140,7 @@ class VESchedule(Schedule):
             )
 
     def log_alpha(self, t):
-        return jnp.zeros_like(jnp.asarray(t, dtype=_float_dtype()))
+        return jnp.zeros_like(jnp.asarray(t, dtype=default_float_dtype()))
 
     def sigma(self, t):
         return self.sigma_min * (self.sigma_max / self.sigma_min) ** t
@@ -174,7 +157,6 @@ class CosineSchedule(Schedule):
     """
 
     s: float = 0.008
-    name = "cosine"
 
     def __post_init__(self):
         super().__post_init__()
@@ -201,14 +183,13 @@ class CosineSchedule(Schedule):
 class EDMSchedule(Schedule):
     """Karras et al. (2022): ``alpha = 1``, ``sigma(t) = t``, Karras time spacing by default."""
 
-    name = "edm"
     default_spacing = "karras"
 
     def log_alpha(self, t):
-        return jnp.zeros_like(jnp.asarray(t, dtype=_float_dtype()))
+        return jnp.zeros_like(jnp.asarray(t, dtype=default_float_dtype()))
 
     def sigma(self, t):
-        return jnp.asarray(t, dtype=_float_dtype())
+        return jnp.asarray(t, dtype=default_float_dtype())
 
     def t_of_sigma(self, sigma):
         return sigma
@@ -232,10 +213,6 @@ def cosine(s: float = 0.008, *, T: float = 0.99, t_min: float = 1e-3):
 def edm(sigma_min: float = 0.002, sigma_max: float = 80.0):
     """EDM schedule: ``sigma(t) = t`` on ``[sigma_min, sigma_max]``."""
     return EDMSchedule(T=sigma_max, t_min=sigma_min)
-
-
-def _float_dtype():
-    return jnp.zeros(()).dtype  # float64 under jax_enable_x64, else float32
 
 
 def _elementwise_grad(fn):

@@ -2,6 +2,7 @@
 accuracy on multimodal targets, robustness to a trapped score, renoise–denoise invariance,
 score-evaluation counts, BlackJAX/`rs.run` interop and argument checks."""
 
+import dataclasses
 import math
 
 import blackjax
@@ -66,17 +67,13 @@ def assert_matches_mixture(draws, weights, means, variances, *, weight_tol=0.03,
 
 VE = rs.schedules.ve(sigma_max=20.0)  # sigma_max well above the targets' spread (<= 6)
 VP = rs.schedules.vp()
-# (method, schedule, settings): VP uniform grids for the reverse-time methods; annealed
-# Langevin in its native VE setting with Song & Ermon's eps = 2e-5 (h_i = 0.2 sigma_i^2).
+# VP uniform grids for the reverse-time methods; annealed Langevin in its native VE setting
+# with Song & Ermon's eps = 2e-5 (h_i = 0.2 sigma_i^2).
 SAMPLERS = {
-    "sde": ("sde", VP, {"num_steps": 200}),
-    "ode": ("ode", VP, {"num_steps": 18}),
-    "pc": ("pc", VP, {"num_steps": 100}),
-    "annealed_langevin": (
-        "annealed_langevin",
-        VE,
-        {"num_levels": 100, "steps_per_level": 10, "step_size": 2e-5},
-    ),
+    "sde": rs.ReverseDiffusion(VP, 200, "sde"),
+    "ode": rs.ReverseDiffusion(VP, 18, "ode"),
+    "pc": rs.ReverseDiffusion(VP, 100, "pc"),
+    "annealed_langevin": rs.AnnealedLangevin(VE, 100, 10, step_size=2e-5),
 }
 
 
@@ -85,24 +82,17 @@ SAMPLERS = {
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_every_method_recovers_mode_weights_and_moments(target, sampler):
     weights, means, variances = TARGETS[target]
-    method, schedule, settings = SAMPLERS[sampler]
-    score = rs.scores.gaussian_mixture(weights, means, variances, schedule=schedule)
-    draws, info = rs.diffusion.sample(
-        jax.random.key(1),
-        score,
-        schedule,
-        NUM_SAMPLES,
-        (means.shape[1],),
-        method=method,
-        return_info=True,
-        **settings,
+    settings = SAMPLERS[sampler]
+    score = rs.scores.gaussian_mixture(weights, means, variances, schedule=settings.schedule)
+    draws, info = rs.sample_batch(
+        jax.random.key(1), score, settings, NUM_SAMPLES, (means.shape[1],), return_info=True
     )
     assert not info.is_divergent.any()
     assert_matches_mixture(draws, weights, means, variances)
     evals = int(info.num_score_evals[0])
     expected = {"sde": 201, "ode": 37, "pc": 201, "annealed_langevin": 1001}[sampler]
-    assert evals == expected
-    if method == "ode":
+    assert evals == expected == settings.num_score_evals
+    if sampler == "ode":
         assert evals <= 40  # Heun: 2 per step x 18 steps + 1 Tweedie
 
 
@@ -124,28 +114,17 @@ TARGET_NORM = math.sqrt(50.0)  # E||x|| / sqrt(d) for N(mu, I): sqrt(49 + 1) up 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("method", "schedule", "settings"),
+    "settings",
     [
-        ("sde", VP, {"num_steps": 200}),
-        ("pc", rs.schedules.ve(sigma_max=100.0), {"num_steps": 50}),
-        (
-            "annealed_langevin",
-            rs.schedules.ve(sigma_max=100.0),
-            {"num_levels": 50, "steps_per_level": 5, "step_size": 2e-5},
-        ),
+        rs.ReverseDiffusion(VP, 200, "sde"),
+        rs.ReverseDiffusion(rs.schedules.ve(sigma_max=100.0), 50, "pc"),
+        rs.AnnealedLangevin(rs.schedules.ve(sigma_max=100.0), 50, 5, step_size=2e-5),
     ],
     ids=["sde", "pc", "annealed_langevin"],
 )
-def test_annealed_samplers_are_not_fooled_by_a_trapped_score(method, schedule, settings):
-    draws = rs.diffusion.sample(
-        jax.random.key(5),
-        _trapped_score(schedule, DIM_TRAP),
-        schedule,
-        256,
-        (DIM_TRAP,),
-        method=method,
-        **settings,
-    )
+def test_annealed_samplers_are_not_fooled_by_a_trapped_score(settings):
+    score = _trapped_score(settings.schedule, DIM_TRAP)
+    draws = rs.sample_batch(jax.random.key(5), score, settings, 256, (DIM_TRAP,))
     norms = np.linalg.norm(np.asarray(draws), axis=1) / math.sqrt(DIM_TRAP)
     # per-draw sd of ||x||/sqrt(d) is ~0.07, so the mean of 256 has MC error ~0.005
     assert abs(norms.mean() - TARGET_NORM) < 0.03, norms.mean()
@@ -229,9 +208,10 @@ def test_kernels_follow_blackjax_layout_and_run_with_pytrees():
     schedule = VP
     exact = rs.scores.gaussian(jnp.zeros(3), 1.0, schedule=schedule)
     position = {"a": jnp.zeros(2), "b": jnp.zeros(())}
-    kernel = rs.reverse_diffusion.build_kernel("ode")
-    state = rs.reverse_diffusion.init(position, exact, schedule)
-    state, info = kernel(jax.random.key(0), state, exact, schedule, 10)
+    settings = rs.ReverseDiffusion(schedule, 10, "ode")
+    kernel = rs.reverse_diffusion.build_kernel()
+    state = rs.reverse_diffusion.init(position, exact, settings)
+    state, info = kernel(jax.random.key(0), state, exact, settings)
     assert jax.tree.structure(state.position) == jax.tree.structure(position)
     assert not bool(info.is_divergent)
     sampler = rs.annealed_langevin(exact, schedule, 5, 2, snr=0.16, t_start=0.5)
@@ -250,9 +230,10 @@ def test_batch_sampler_compiles_once():
         traces.append(1)  # a Python side effect runs only while tracing
         return exact(x, t)
 
-    first = rs.diffusion.sample(jax.random.key(0), traced, schedule, 8, (2,), num_steps=4)
+    first = rs.sample_batch(jax.random.key(0), traced, rs.ReverseDiffusion(schedule, 4), 8, (2,))
     count = len(traces)
-    second = rs.diffusion.sample(jax.random.key(1), traced, schedule, 8, (2,), num_steps=4)
+    # an equal settings object built anew reuses the compiled program
+    second = rs.sample_batch(jax.random.key(1), traced, rs.ReverseDiffusion(schedule, 4), 8, (2,))
     assert len(traces) == count
     assert first.shape == second.shape == (8, 2)
     assert not np.allclose(first, second)
@@ -275,6 +256,7 @@ def test_a_non_finite_score_is_flagged_not_hidden():
 
 
 _SCORE = rs.scores.gaussian(jnp.zeros(2), 1.0, schedule=VP)
+_SETTINGS = rs.ReverseDiffusion(VP, 10)
 
 
 @pytest.mark.parametrize(
@@ -291,14 +273,20 @@ _SCORE = rs.scores.gaussian(jnp.zeros(2), 1.0, schedule=VP)
         (lambda: rs.annealed_langevin(_SCORE, VP, 0, 5, snr=0.1), "`num_levels`"),
         (lambda: rs.annealed_langevin(_SCORE, VP, 5, 0, snr=0.1), "`steps_per_level`"),
         (lambda: rs.annealed_langevin(_SCORE, VP, 5, 5), "exactly one of `step_size`"),
-        (lambda: rs.annealed_langevin(_SCORE, VP, 5, 5, 1e-3, 0.1), "exactly one of"),
+        (
+            lambda: rs.annealed_langevin(_SCORE, VP, 5, 5, step_size=1e-3, snr=0.1),
+            "exactly one of",
+        ),
         (lambda: rs.annealed_langevin(_SCORE, VP, 5, 5, step_size=0.0), "`step_size`"),
         (lambda: rs.annealed_langevin(_SCORE, VP, 5, 5, snr=0.1, t_start=-1.0), "`t_start`"),
-        (lambda: rs.diffusion.sample(jax.random.key(0), _SCORE, VP, 0, (2,)), "`num_samples`"),
-        (lambda: rs.diffusion.sample(jax.random.key(0), _SCORE, VP, 4, ()), "`event_shape`"),
+        (lambda: rs.annealed_langevin(_SCORE, VP, 5, 5, snr=0.1, denoise=1), "`denoise`"),
+        (lambda: rs.ReverseDiffusion(VP, 10, "ddim"), "`method` must be one"),
+        (lambda: rs.sample_batch(jax.random.key(0), _SCORE, _SETTINGS, 0, (2,)), "`num_samples`"),
+        (lambda: rs.sample_batch(jax.random.key(0), _SCORE, _SETTINGS, 4, ()), "`event_shape`"),
+        (lambda: rs.sample_batch(jax.random.key(0), _SCORE, VP, 4, (2,)), "`settings` must be"),
         (
-            lambda: rs.diffusion.sample(jax.random.key(0), _SCORE, VP, 4, (2,), method="ddim"),
-            "`method` must be one",
+            lambda: rs.numpyro.ScoreDiffusion(potential_fn=abs, time_score_fn=_SCORE, settings=VP),
+            "`settings` must be",
         ),
     ],
 )
@@ -324,4 +312,27 @@ def test_a_wrong_time_score_is_rejected_at_init(score, message, factory):
         elif factory == "annealed_langevin":
             rs.annealed_langevin(score, VP, 5, 2, snr=0.16).init(jnp.zeros(2))
         else:
-            rs.diffusion.sample(jax.random.key(0), score, VP, 4, (2,))
+            rs.sample_batch(jax.random.key(0), score, _SETTINGS, 4, (2,))
+
+
+def test_settings_are_frozen_resolved_and_equal_when_they_mean_the_same():
+    explicit = rs.ReverseDiffusion(VP, 10, "sde", t_start=VP.T, spacing="uniform")
+    default = rs.ReverseDiffusion(VP, 10)
+    assert explicit == default and hash(explicit) == hash(default)
+    assert default.t_start == VP.T and default.spacing == VP.default_spacing
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        default.num_steps = 5
+    assert rs.ReverseDiffusion(VP, 10, "pc", corrector_steps=3).num_score_evals == 41
+    assert rs.AnnealedLangevin(VE, 7, 3, snr=0.1, denoise=False).num_score_evals == 21
+    edm = rs.AnnealedLangevin(rs.schedules.edm(), 4, 1, step_size=1e-3)
+    assert edm.spacing == "karras"
+    # a settings object builds the same sampler as the factory's keywords
+    algorithm = rs.AnnealedLangevin(VE, 4, 2, snr=0.16).sampling_algorithm(_SCORE_VE)
+    factory = rs.annealed_langevin(_SCORE_VE, VE, 4, 2, snr=0.16)
+    key, state = jax.random.key(3), algorithm.init(jnp.zeros(2))
+    np.testing.assert_array_equal(
+        algorithm.step(key, state)[0].position, factory.step(key, state)[0].position
+    )
+
+
+_SCORE_VE = rs.scores.gaussian(jnp.zeros(2), 1.0, schedule=VE)

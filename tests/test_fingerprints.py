@@ -102,11 +102,9 @@ def _annealed_one_level():
     return _draws(sampler, num_steps=4, thin=2)
 
 
-def _batch(method, **options):
-    schedule = rs.schedules.vp()
-    samples = rs.diffusion.sample(
-        jax.random.key(4), _time_score(schedule), schedule, 5, (DIM,), method=method, **options
-    )
+def _batch(settings):
+    schedule = settings.schedule
+    samples = rs.sample_batch(jax.random.key(4), _time_score(schedule), settings, 5, (DIM,))
     return [np.asarray(samples)]
 
 
@@ -139,7 +137,7 @@ def _score_langevin_vectorized():
     return _mcmc_draws(kernel, num_chains=2, chain_method="vectorized")
 
 
-def _score_diffusion(**options):
+def _score_diffusion(method):
     schedule = rs.schedules.vp()
     mixture_score = _time_score(schedule)
 
@@ -147,9 +145,8 @@ def _score_diffusion(**options):
         score = mixture_score(jnp.stack([z["mu"], z["tau"], z["mu"]]), t)
         return {"mu": score[0], "tau": score[1]}
 
-    kernel = rs.numpyro.ScoreDiffusion(
-        _numpyro_model, time_score_fn=time_score, schedule=schedule, num_steps=6, **options
-    )
+    settings = rs.ReverseDiffusion(schedule, 6, method)
+    kernel = rs.numpyro.ScoreDiffusion(_numpyro_model, time_score_fn=time_score, settings=settings)
     return _mcmc_draws(kernel)
 
 
@@ -169,12 +166,12 @@ CASES = {
     "annealed_step_size": lambda: _annealed(step_size=2e-5),
     "annealed_snr_renoise": lambda: _annealed(snr=0.16, t_start=0.6),
     "annealed_one_level": _annealed_one_level,
-    "batch_ode": lambda: _batch("ode", num_steps=10),
-    "batch_annealed": lambda: _batch("annealed_langevin", num_levels=5, steps_per_level=2),
+    "batch_ode": lambda: _batch(rs.ReverseDiffusion(rs.schedules.vp(), 10, "ode")),
+    "batch_annealed": lambda: _batch(rs.AnnealedLangevin(rs.schedules.vp(), 5, 2, snr=0.16)),
     "numpyro_ula": lambda: _score_langevin(False),
     "numpyro_mala": lambda: _score_langevin(True),
     "numpyro_mala_vectorized": _score_langevin_vectorized,
-    "numpyro_diffusion": lambda: _score_diffusion(method="pc"),
+    "numpyro_diffusion": lambda: _score_diffusion("pc"),
 }
 
 

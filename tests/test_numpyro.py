@@ -504,9 +504,7 @@ def test_score_diffusion_with_the_exact_score_recovers_the_posterior():
     kernel = rs.numpyro.ScoreDiffusion(
         _diffusion_model,
         time_score_fn=_exact_time_score(schedule),
-        schedule=schedule,
-        method="ode",
-        num_steps=30,
+        settings=rs.ReverseDiffusion(schedule, 30, "ode"),
     )
     mcmc = MCMC(
         kernel,
@@ -535,13 +533,23 @@ def test_score_diffusion_with_the_exact_score_recovers_the_posterior():
 def test_score_diffusion_names_a_time_score_over_the_wrong_sites():
     schedule = rs.schedules.vp()
     kernel = rs.numpyro.ScoreDiffusion(
-        _diffusion_model, time_score_fn=lambda z, t: {"x": z["x"]}, schedule=schedule
+        _diffusion_model,
+        time_score_fn=lambda z, t: {"x": z["x"]},
+        settings=rs.ReverseDiffusion(schedule, 100),
     )
     with pytest.raises(
         ValueError, match=r"`time_score_fn` must return .* \['x', 'y'\].*got \['x'\]"
     ):
         _run_gaussian(kernel)
-    with pytest.raises(ValueError, match="`num_steps` must be an integer >= 1"):
-        rs.numpyro.ScoreDiffusion(
-            _diffusion_model, time_score_fn=lambda z, t: z, schedule=schedule, num_steps=0
-        )
+
+
+def test_score_diffusion_runs_annealed_langevin_settings_too():
+    schedule = rs.schedules.vp()
+    settings = rs.AnnealedLangevin(schedule, 20, 2, snr=0.16)
+    kernel = rs.numpyro.ScoreDiffusion(
+        _diffusion_model, time_score_fn=_exact_time_score(schedule), settings=settings
+    )
+    mcmc = MCMC(kernel, num_warmup=0, num_samples=20, progress_bar=False)
+    mcmc.run(jax.random.key(1), extra_fields=("diverging",))
+    assert mcmc.get_samples()["x"].shape == (20, 3)
+    assert not bool(mcmc.get_extra_fields()["diverging"].any())

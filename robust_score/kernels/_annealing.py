@@ -7,28 +7,32 @@ move between noise levels.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from blackjax.base import SamplingAlgorithm, build_sampling_algorithm
 from jax.flatten_util import ravel_pytree
 
-from robust_score._checks import check_finite_tree, check_score_output
+from robust_score._checks import (
+    check_callable,
+    check_choice,
+    check_schedule,
+    check_time,
+    default_float_dtype,
+)
 from robust_score.kernels.integrators import all_finite
-from robust_score.schedules import Schedule
+from robust_score.schedules import SPACINGS, Schedule
 
 __all__ = [
+    "AnnealingPath",
     "Levels",
-    "check_count",
-    "check_schedule",
-    "check_time_score",
-    "check_time_score_output",
     "flat_time_score",
     "grid_levels",
     "levels_on",
-    "resolve_t_start",
     "snr_step_size",
     "starting_point",
     "time_like",
@@ -48,46 +52,58 @@ class Levels(NamedTuple):
     diffusion_squared: jax.Array  # g(t)^2
 
 
-def check_schedule(schedule) -> None:
-    if not isinstance(schedule, Schedule):
-        raise TypeError(
-            f"`schedule` must be a robust_score.schedules.Schedule (e.g. rs.schedules.vp()), "
-            f"got {type(schedule).__name__}."
+@dataclass(frozen=True)
+class AnnealingPath:
+    """What every sampler that anneals from noise needs: the ``schedule``, where a path
+    starts (``t_start``; ``None`` means ``T``, a fresh prior draw per step), whether it ends
+    with Tweedie's denoising step (``denoise``), and the grid ``spacing`` (``None``: the
+    schedule's default). Checked once here; ``t_start`` and ``spacing`` are stored resolved,
+    so two settings that mean the same compare (and hash) equal and share compiled code."""
+
+    schedule: Schedule
+    t_start: float | None = field(default=None, kw_only=True)
+    denoise: bool = field(default=True, kw_only=True)
+    spacing: str | None = field(default=None, kw_only=True)
+
+    def __post_init__(self):
+        check_schedule(self.schedule)
+        if self.t_start is None:
+            object.__setattr__(self, "t_start", float(self.schedule.T))
+        else:
+            check_time(self.schedule, self.t_start, "t_start")
+            object.__setattr__(self, "t_start", float(self.t_start))
+        if not isinstance(self.denoise, bool):
+            raise TypeError(f"`denoise` must be True or False, got {self.denoise!r}.")
+        if self.spacing is None:
+            object.__setattr__(self, "spacing", self.schedule.default_spacing)
+        check_choice(self.spacing, "spacing", SPACINGS)
+
+    @property
+    def num_score_evals(self) -> int:
+        """Score evaluations per kernel step (per draw)."""
+        raise NotImplementedError
+
+    def kernel_parts(self) -> tuple[Callable, Callable]:
+        """The sampler's ``(init, kernel)``, in BlackJAX's layout."""
+        raise NotImplementedError
+
+    def sampling_algorithm(self, time_score_fn: Callable) -> SamplingAlgorithm:
+        """The sampler with these settings as a ``blackjax.SamplingAlgorithm``."""
+        check_callable(time_score_fn, "time_score_fn", "time_score_fn(x, t)")
+        init, kernel = self.kernel_parts()
+        return build_sampling_algorithm(
+            kernel, init, time_score_fn, init_args=(self,), kernel_args=(self,)
         )
 
-
-def check_time_score(time_score_fn) -> None:
-    if not callable(time_score_fn):
-        raise TypeError(
-            f"`time_score_fn` must be callable as time_score_fn(x, t), "
-            f"got {type(time_score_fn).__name__}."
-        )
-
-
-def check_count(value, name: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
-
-
-def resolve_t_start(schedule: Schedule, t_start) -> float:
-    """``None`` means ``T``; anything else must be a number in ``[t_min, T]``."""
-    if t_start is None:
-        return float(schedule.T)
-    schedule.check_time(t_start, "t_start")
-    return float(t_start)
+    def end_level(self, levels: Levels) -> Levels | None:
+        """The level Tweedie's step denoises at (the last), or ``None`` without denoising."""
+        return jax.tree.map(lambda a: a[-1], levels) if self.denoise else None
 
 
 def time_like(position, value) -> jax.Array:
     """The scalar time handed to a time score: an array of the position's dtype."""
     dtype = jnp.result_type(jax.tree.leaves(position)[0])
     return jnp.asarray(value, dtype)
-
-
-def check_time_score_output(time_score_fn, position, schedule: Schedule) -> None:
-    check_finite_tree(position, "position")
-    check_score_output(
-        time_score_fn, position, "time_score_fn", time_like(position, schedule.t_min)
-    )
 
 
 def flat_time_score(time_score_fn: Callable, unravel: Callable) -> Callable:
@@ -123,13 +139,13 @@ def levels_on(schedule: Schedule, times, dtype) -> Levels:
     schedule's operations compiles anew for every new grid length (about a second per new
     ``num_steps``, against about a tenth for one program).
     """
-    times = np.asarray(times, jnp.zeros(()).dtype)
+    times = np.asarray(times, default_float_dtype())
     # compiled and run on its own, so the values are concrete even while a kernel is traced
     return _constants(_levels_program(schedule, times.shape, times.dtype)(times), dtype)
 
 
 @lru_cache(maxsize=256)
-def grid_levels(schedule: Schedule, num_steps: int, t_start: float, spacing, dtype) -> Levels:
+def grid_levels(schedule: Schedule, num_steps: int, t_start: float, spacing: str, dtype) -> Levels:
     """:func:`levels_on` the grid ``schedule.time_grid(num_steps, t_start=t_start,
     spacing=spacing)``, computed once per setting."""
 
@@ -147,13 +163,13 @@ def _constants(levels: Levels, dtype) -> Levels:
     return constants
 
 
-def walk_down(rng_key, flat, score, schedule: Schedule, t_start: float, move, move_inputs, end):
-    """The path both kernels take: start at ``t_start`` (:func:`starting_point`), one
+def walk_down(rng_key, flat, score, path: AnnealingPath, move, move_inputs, levels: Levels):
+    """The path both kernels take: start at ``path.t_start`` (:func:`starting_point`), one
     ``lax.scan`` of ``x = move(key, x, *inputs)`` over ``move_inputs`` (arrays with one leading
-    entry per move), then Tweedie's step with ``score`` at ``end`` (a :class:`Levels` entry;
-    ``None``: no denoising). Returns the end point and whether the path diverged."""
+    entry per move), then, if ``path.denoise``, Tweedie's step with ``score`` at the last of
+    ``levels``. Returns the end point and whether the path diverged."""
     key_start, key_path = jax.random.split(rng_key)
-    x = starting_point(key_start, flat, schedule, t_start)
+    x = starting_point(key_start, flat, path.schedule, path.t_start)
     keys = jax.random.split(key_path, len(jax.tree.leaves(move_inputs)[0]))
 
     def one_move(x, inputs):
@@ -161,6 +177,7 @@ def walk_down(rng_key, flat, score, schedule: Schedule, t_start: float, move, mo
         return move(key, x, *inputs), None
 
     x, _ = jax.lax.scan(one_move, x, (keys, move_inputs))
+    end = path.end_level(levels)
     if end is not None:
         x = tweedie_denoise(x, score(x, end.t), end)
     return x, trajectory_diverged(x)

@@ -9,7 +9,7 @@ from blackjax.adaptation.base import AdaptationInfo, AdaptationResults
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 from blackjax.base import AdaptationAlgorithm
 
-from robust_score._checks import check_positive_scalar
+from robust_score._checks import check_count, check_fraction, check_positive_scalar
 from robust_score.kernels.mala import build_kernel as build_mala_kernel
 from robust_score.kernels.mala import init as mala_init
 
@@ -34,16 +34,12 @@ def mala_adaptation(
     The default target 0.574 is the optimal MALA acceptance rate (Roberts & Rosenthal 1998).
     """
     check_positive_scalar(initial_step_size, "initial_step_size")
-    if not 0 < target_acceptance_rate < 1:
-        raise ValueError(
-            f"`target_acceptance_rate` must lie in (0, 1), got {target_acceptance_rate}."
-        )
+    check_fraction(target_acceptance_rate, "target_acceptance_rate")
     da_init, da_update, da_final = dual_averaging_adaptation(target_acceptance_rate)
     kernel = build_mala_kernel()
 
     def run(rng_key, position, num_steps: int = 1000):
-        if not isinstance(num_steps, int) or num_steps < 1:
-            raise ValueError(f"`num_steps` must be an integer >= 1, got {num_steps!r}.")
+        check_count(num_steps, "num_steps")
         state = mala_init(position, logdensity_fn, score_fn)
         dtype = jnp.result_type(state.logdensity)
 

@@ -27,6 +27,7 @@ plus one for denoising.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import jax
@@ -36,16 +37,12 @@ from blackjax.base import SamplingAlgorithm
 from blackjax.types import ArrayTree, PRNGKey
 from jax.flatten_util import ravel_pytree
 
-from robust_score._checks import check_positive_scalar
+from robust_score._checks import check_count, check_positive_scalar, check_time_score_output
 from robust_score.kernels._annealing import (
+    AnnealingPath,
     Levels,
-    check_count,
-    check_schedule,
-    check_time_score,
-    check_time_score_output,
     flat_time_score,
     grid_levels,
-    resolve_t_start,
     snr_step_size,
     walk_down,
 )
@@ -53,14 +50,69 @@ from robust_score.kernels.integrators import langevin_step
 from robust_score.schedules import Schedule
 
 __all__ = [
+    "AnnealedLangevin",
     "AnnealedLangevinState",
     "AnnealedLangevinInfo",
     "init",
     "build_kernel",
     "as_top_level_api",
-    "count_score_evals",
-    "noise_levels",
 ]
+
+
+@dataclass(frozen=True)
+class AnnealedLangevin(AnnealingPath):
+    """Settings of an annealed-Langevin draw, checked once here; the kernel trusts them.
+
+    ``steps_per_level`` Langevin moves at each of ``num_levels`` noise levels, with exactly
+    one step rule: ``step_size`` (NCSN) or ``snr`` (signal-to-noise); the
+    :class:`~robust_score.kernels._annealing.AnnealingPath` fields (``schedule``, ``t_start``,
+    ``denoise``, ``spacing``) say where a path starts and ends.
+    """
+
+    num_levels: int
+    steps_per_level: int
+    step_size: float | None = field(default=None, kw_only=True)
+    snr: float | None = field(default=None, kw_only=True)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_count(self.num_levels, "num_levels")
+        check_count(self.steps_per_level, "steps_per_level")
+        if (self.step_size is None) == (self.snr is None):
+            raise ValueError(
+                "give exactly one of `step_size` (NCSN rule eps * sigma_i^2 / sigma_min^2) or "
+                f"`snr` (signal-to-noise rule), got step_size={self.step_size!r}, "
+                f"snr={self.snr!r}."
+            )
+        if self.step_size is not None:
+            check_positive_scalar(self.step_size, "step_size")
+        else:
+            check_positive_scalar(self.snr, "snr")
+
+    @property
+    def num_score_evals(self) -> int:
+        """Score evaluations per draw: one per Langevin move, plus one for denoising."""
+        return self.num_levels * self.steps_per_level + int(self.denoise)
+
+    def levels(self, dtype) -> Levels:
+        """The schedule at the ``num_levels`` annealing times, ``t_start`` down to ``t_min``
+        inclusive (NumPy constants, cached); a single level is ``t_min`` alone (plain
+        Langevin after the start)."""
+        levels = grid_levels(
+            self.schedule, max(self.num_levels - 1, 1), self.t_start, self.spacing, dtype
+        )
+        if self.num_levels == 1:
+            return Levels(*(a[-1:] for a in levels))
+        return levels
+
+    def step_sizes(self, levels: Levels):
+        """The Langevin step at each level, by the chosen rule."""
+        if self.step_size is not None:
+            return self.step_size * (levels.sigma / levels.sigma[-1]) ** 2
+        return snr_step_size(self.snr, levels.sigma)
+
+    def kernel_parts(self):
+        return init, build_kernel()
 
 
 class AnnealedLangevinState(NamedTuple):
@@ -78,92 +130,39 @@ class AnnealedLangevinInfo(NamedTuple):
     num_score_evals: jax.Array
 
 
-def count_score_evals(num_levels: int, steps_per_level: int, *, denoise: bool = True) -> int:
-    return num_levels * steps_per_level + int(denoise)
-
-
-def noise_levels(schedule: Schedule, num_levels: int, *, t_start=None, spacing=None):
-    """The ``num_levels`` annealing times, ``t_start`` (default ``T``) down to ``t_min``
-    inclusive; a single level is ``t_min`` alone (plain Langevin after the start)."""
-    check_count(num_levels, "num_levels")
-    t_start = resolve_t_start(schedule, t_start)
-    dtype = jnp.zeros(()).dtype
-    return annealing_levels(schedule, num_levels, t_start, schedule.check_spacing(spacing), dtype).t
-
-
-def annealing_levels(schedule: Schedule, num_levels: int, t_start: float, spacing, dtype):
-    """The schedule's :class:`~robust_score.kernels._annealing.Levels` at
-    :func:`noise_levels`, as NumPy constants (cached per setting)."""
-    levels = grid_levels(schedule, max(num_levels - 1, 1), t_start, spacing, dtype)
-    if num_levels == 1:
-        return Levels(*(a[-1:] for a in levels))
-    return levels
-
-
 def init(
     position: ArrayTree,
     time_score_fn: Callable,
-    schedule: Schedule,
+    settings: AnnealedLangevin,
     rng_key: PRNGKey | None = None,
 ) -> AnnealedLangevinState:
     del rng_key  # accepted for blackjax.util.run_inference_algorithm
-    check_schedule(schedule)
-    check_time_score_output(time_score_fn, position, schedule)
+    check_time_score_output(time_score_fn, position, settings.schedule)
     return AnnealedLangevinState(position)
 
 
-def _check_step_rule(step_size, snr) -> None:
-    if (step_size is None) == (snr is None):
-        raise ValueError(
-            "give exactly one of `step_size` (NCSN rule eps * sigma_i^2 / sigma_min^2) or "
-            f"`snr` (signal-to-noise rule), got step_size={step_size!r}, snr={snr!r}."
-        )
-    if step_size is not None:
-        check_positive_scalar(step_size, "step_size")
-    else:
-        check_positive_scalar(snr, "snr")
-
-
 def build_kernel():
-    """Annealed Langevin kernel: ``kernel(rng_key, state, time_score_fn, schedule,
-    num_levels, steps_per_level, step_size=None, snr=None, *, t_start=None, denoise=True,
-    spacing=None) -> (state, info)``."""
+    """Annealed Langevin kernel: ``kernel(rng_key, state, time_score_fn, settings) ->
+    (state, info)`` with ``settings`` an :class:`AnnealedLangevin`."""
 
     def kernel(
         rng_key: PRNGKey,
         state: AnnealedLangevinState,
         time_score_fn: Callable,
-        schedule: Schedule,
-        num_levels: int,
-        steps_per_level: int,
-        step_size: float | None = None,
-        snr: float | None = None,
-        *,
-        t_start: float | None = None,
-        denoise: bool = True,
-        spacing: str | None = None,
+        settings: AnnealedLangevin,
     ) -> tuple[AnnealedLangevinState, AnnealedLangevinInfo]:
-        check_schedule(schedule)
-        check_count(steps_per_level, "steps_per_level")
-        _check_step_rule(step_size, snr)
-        t_start = resolve_t_start(schedule, t_start)
         flat, unravel = ravel_pytree(state.position)
         score = flat_time_score(time_score_fn, unravel)
-        levels = annealing_levels(schedule, num_levels, t_start, spacing, flat.dtype)
-        if step_size is not None:
-            step_sizes = step_size * (levels.sigma / levels.sigma[-1]) ** 2
-        else:
-            step_sizes = snr_step_size(snr, levels.sigma)
+        levels = settings.levels(flat.dtype)
+        step_sizes = settings.step_sizes(levels)
         # one entry per Langevin move, so the whole path is a single flat scan
-        per_move = [np.repeat(a, steps_per_level) for a in (levels.t, step_sizes)]
+        per_move = [np.repeat(a, settings.steps_per_level) for a in (levels.t, step_sizes)]
 
         def move(key, x, t, h):
             return langevin_step(key, x, score(x, t), h)
 
-        end = jax.tree.map(lambda a: a[-1], levels) if denoise else None
-        x, is_divergent = walk_down(rng_key, flat, score, schedule, t_start, move, per_move, end)
-        evals = count_score_evals(num_levels, steps_per_level, denoise=denoise)
-        info = AnnealedLangevinInfo(is_divergent, jnp.asarray(evals))
+        x, is_divergent = walk_down(rng_key, flat, score, settings, move, per_move, levels)
+        info = AnnealedLangevinInfo(is_divergent, jnp.asarray(settings.num_score_evals))
         return AnnealedLangevinState(unravel(x)), info
 
     return kernel
@@ -174,9 +173,9 @@ def as_top_level_api(
     schedule: Schedule,
     num_levels: int,
     steps_per_level: int,
+    *,
     step_size: float | None = None,
     snr: float | None = None,
-    *,
     t_start: float | None = None,
     denoise: bool = True,
     spacing: str | None = None,
@@ -192,33 +191,18 @@ def as_top_level_api(
 
     Give exactly one of ``step_size`` (NCSN rule; Song & Ermon use ``eps = 2e-5`` with
     ``sigma_min = 0.01``, i.e. ``h_i = 0.2 sigma_i^2``) or ``snr`` (``0.16`` in Song et al.
-    2021). See the module docstring for the levels, the rules and the cost per step.
+    2021). The arguments are the fields of :class:`AnnealedLangevin`
+    (``AnnealedLangevin(...).sampling_algorithm(time_score_fn)`` is the same sampler); see
+    the module docstring for the levels, the rules and the cost per step.
     """
-    check_time_score(time_score_fn)
-    check_schedule(schedule)
-    check_count(num_levels, "num_levels")
-    check_count(steps_per_level, "steps_per_level")
-    _check_step_rule(step_size, snr)
-    t_start = resolve_t_start(schedule, t_start)
-    schedule.check_spacing(spacing)
-    kernel = build_kernel()
-
-    def init_fn(position, rng_key=None):
-        return init(position, time_score_fn, schedule, rng_key)
-
-    def step_fn(rng_key, state):
-        return kernel(
-            rng_key,
-            state,
-            time_score_fn,
-            schedule,
-            num_levels,
-            steps_per_level,
-            step_size,
-            snr,
-            t_start=t_start,
-            denoise=denoise,
-            spacing=spacing,
-        )
-
-    return SamplingAlgorithm(init_fn, step_fn)
+    settings = AnnealedLangevin(
+        schedule,
+        num_levels,
+        steps_per_level,
+        step_size=step_size,
+        snr=snr,
+        t_start=t_start,
+        denoise=denoise,
+        spacing=spacing,
+    )
+    return settings.sampling_algorithm(time_score_fn)

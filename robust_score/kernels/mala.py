@@ -5,13 +5,28 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from blackjax.base import SamplingAlgorithm
+from blackjax.base import SamplingAlgorithm, build_sampling_algorithm
 from blackjax.types import ArrayTree, PRNGKey
 
-from robust_score._checks import check_finite_tree, check_positive_scalar, check_score_output
+from robust_score._checks import (
+    check_callable,
+    check_finite_tree,
+    check_positive_scalar,
+    check_scalar_output,
+    check_score_output,
+)
 from robust_score.kernels.integrators import langevin_log_proposal, langevin_step
 
-__all__ = ["MALAState", "MALAInfo", "init", "build_kernel", "as_top_level_api"]
+__all__ = [
+    "MALAState",
+    "MALAInfo",
+    "init",
+    "build_kernel",
+    "as_top_level_api",
+    "logdensity_and_drift",
+    "mh_log_ratio",
+    "propose",
+]
 
 
 class MALAState(NamedTuple):
@@ -30,7 +45,8 @@ class MALAInfo(NamedTuple):
     is_divergent: jax.Array
 
 
-def _logdensity_and_drift(logdensity_fn: Callable, score_fn: Callable | None) -> Callable:
+def logdensity_and_drift(logdensity_fn: Callable, score_fn: Callable | None) -> Callable:
+    """``x -> (log density, drift)``: one value-and-grad pass when the drift is the gradient."""
     if score_fn is None:
         return jax.value_and_grad(logdensity_fn)
     return lambda x: (logdensity_fn(x), score_fn(x))
@@ -46,11 +62,35 @@ def init(
     check_finite_tree(position, "position")
     if score_fn is not None:
         check_score_output(score_fn, position)
-    logdensity_shape = jax.eval_shape(logdensity_fn, position).shape
-    if logdensity_shape != ():
-        raise ValueError(f"`logdensity_fn` must return a scalar, got shape {logdensity_shape}.")
-    logdensity, drift = _logdensity_and_drift(logdensity_fn, score_fn)(position)
+    check_scalar_output(logdensity_fn, position, "logdensity_fn")
+    logdensity, drift = logdensity_and_drift(logdensity_fn, score_fn)(position)
     return MALAState(position, logdensity, drift)
+
+
+def mh_log_ratio(state: MALAState, proposal: MALAState, step_size) -> jax.Array:
+    """The Metropolis–Hastings log ratio of moving from ``state`` to ``proposal`` by a Langevin
+    proposal (each state carries its drift). The one MALA ratio of the package: MALA
+    accepts with it, the NumPyro ULA reports it without rejecting."""
+    return (
+        proposal.logdensity
+        - state.logdensity
+        + langevin_log_proposal(state.position, proposal.position, proposal.score, step_size)
+        - langevin_log_proposal(proposal.position, state.position, state.score, step_size)
+    )
+
+
+def propose(
+    rng_key: PRNGKey,
+    state: MALAState,
+    logdensity_fn: Callable,
+    step_size,
+    score_fn: Callable | None = None,
+) -> tuple[MALAState, jax.Array]:
+    """A Langevin proposal from ``state`` (the one integrator) with its log density and drift,
+    and the log MH ratio of moving there."""
+    position = langevin_step(rng_key, state.position, state.score, step_size)
+    proposal = MALAState(position, *logdensity_and_drift(logdensity_fn, score_fn)(position))
+    return proposal, mh_log_ratio(state, proposal, step_size)
 
 
 def build_kernel():
@@ -64,14 +104,7 @@ def build_kernel():
         score_fn: Callable | None = None,
     ) -> tuple[MALAState, MALAInfo]:
         key_proposal, key_accept = jax.random.split(rng_key)
-        proposal = langevin_step(key_proposal, state.position, state.score, step_size)
-        logdensity, drift = _logdensity_and_drift(logdensity_fn, score_fn)(proposal)
-        log_ratio = (
-            logdensity
-            - state.logdensity
-            + langevin_log_proposal(state.position, proposal, drift, step_size)
-            - langevin_log_proposal(proposal, state.position, state.score, step_size)
-        )
+        proposal, log_ratio = propose(key_proposal, state, logdensity_fn, step_size, score_fn)
         # The proposal is finite (it moves a finite state by a finite drift), and a non-finite
         # log density or drift at it makes the log ratio non-finite: the one scalar check
         # covers them all without another pass over the position.
@@ -79,11 +112,7 @@ def build_kernel():
         log_ratio = jnp.where(is_divergent, -jnp.inf, log_ratio)
         acceptance_rate = jnp.exp(jnp.minimum(log_ratio, 0.0))
         is_accepted = jax.random.bernoulli(key_accept, acceptance_rate)  # as blackjax.mala
-        new_state = jax.tree.map(
-            lambda new, old: jnp.where(is_accepted, new, old),
-            MALAState(proposal, logdensity, drift),
-            state,
-        )
+        new_state = jax.tree.map(lambda new, old: jnp.where(is_accepted, new, old), proposal, state)
         return new_state, MALAInfo(acceptance_rate, is_accepted, is_divergent)
 
     return kernel
@@ -100,17 +129,14 @@ def as_top_level_api(
     ``exp(logdensity_fn)`` exactly whatever the drift. Tune ``step_size`` with
     :func:`robust_score.mala_adaptation`.
     """
-    if not callable(logdensity_fn):
-        raise TypeError(f"`logdensity_fn` must be callable, got {type(logdensity_fn).__name__}.")
-    if score_fn is not None and not callable(score_fn):
-        raise TypeError(f"`score_fn` must be callable or None, got {type(score_fn).__name__}.")
+    check_callable(logdensity_fn, "logdensity_fn")
+    if score_fn is not None:
+        check_callable(score_fn, "score_fn")
     check_positive_scalar(step_size, "step_size")
-    kernel = build_kernel()
-
-    def init_fn(position, rng_key=None):
-        return init(position, logdensity_fn, score_fn, rng_key)
-
-    def step_fn(rng_key, state):
-        return kernel(rng_key, state, logdensity_fn, step_size, score_fn)
-
-    return SamplingAlgorithm(init_fn, step_fn)
+    return build_sampling_algorithm(
+        build_kernel(),
+        init,
+        logdensity_fn,
+        init_args=(score_fn,),
+        kernel_args=(step_size, score_fn),
+    )

@@ -23,6 +23,7 @@ evaluation: it removes the ``sigma(t_min)^2`` of noise variance the trajectory s
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import NamedTuple
 
@@ -32,16 +33,17 @@ from blackjax.base import SamplingAlgorithm
 from blackjax.types import ArrayTree, PRNGKey
 from jax.flatten_util import ravel_pytree
 
-from robust_score._checks import check_positive_scalar
-from robust_score.kernels._annealing import (
-    Levels,
+from robust_score._checks import (
+    check_choice,
     check_count,
-    check_schedule,
-    check_time_score,
+    check_positive_scalar,
     check_time_score_output,
+)
+from robust_score.kernels._annealing import (
+    AnnealingPath,
+    Levels,
     flat_time_score,
     grid_levels,
-    resolve_t_start,
     snr_step_size,
     walk_down,
 )
@@ -50,15 +52,60 @@ from robust_score.schedules import Schedule
 
 __all__ = [
     "METHODS",
+    "ReverseDiffusion",
     "ReverseDiffusionState",
     "ReverseDiffusionInfo",
     "init",
     "build_kernel",
     "as_top_level_api",
-    "count_score_evals",
 ]
 
 METHODS = ("sde", "ode", "pc")
+# Song et al. (2021)'s corrector signal-to-noise ratio
+DEFAULT_SNR = 0.16
+
+
+@dataclass(frozen=True)
+class ReverseDiffusion(AnnealingPath):
+    """Settings of a reverse-diffusion draw, checked once here; the kernel trusts them.
+
+    ``num_steps`` moves of ``method`` on ``schedule.time_grid(num_steps, t_start=t_start,
+    spacing=spacing)``; ``snr`` and ``corrector_steps`` set the ``"pc"`` corrector; the
+    :class:`~robust_score.kernels._annealing.AnnealingPath` fields (``schedule``, ``t_start``,
+    ``denoise``, ``spacing``) say where a path starts and ends.
+
+    .. code::
+
+        settings = rs.ReverseDiffusion(rs.schedules.vp(), num_steps=18, method="ode")
+        sampler = settings.sampling_algorithm(time_score_fn)   # a blackjax.SamplingAlgorithm
+        draws = rs.sample_batch(rng_key, time_score_fn, settings, 1000, (dim,))
+    """
+
+    num_steps: int
+    method: str = "sde"
+    snr: float = field(default=DEFAULT_SNR, kw_only=True)
+    corrector_steps: int = field(default=1, kw_only=True)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_count(self.num_steps, "num_steps")
+        check_choice(self.method, "method", METHODS)
+        check_positive_scalar(self.snr, "snr")
+        check_count(self.corrector_steps, "corrector_steps")
+
+    @property
+    def num_score_evals(self) -> int:
+        """Score evaluations per draw: ``sde`` N, ``ode`` 2N, ``pc`` (1 + corrector_steps) N,
+        plus one for the Tweedie denoising step."""
+        per_move = {"sde": 1, "ode": 2, "pc": 1 + self.corrector_steps}[self.method]
+        return per_move * self.num_steps + int(self.denoise)
+
+    def levels(self, dtype) -> Levels:
+        """The schedule at the grid's ``num_steps + 1`` times (NumPy constants, cached)."""
+        return grid_levels(self.schedule, self.num_steps, self.t_start, self.spacing, dtype)
+
+    def kernel_parts(self):
+        return init, build_kernel()
 
 
 class ReverseDiffusionState(NamedTuple):
@@ -76,25 +123,14 @@ class ReverseDiffusionInfo(NamedTuple):
     num_score_evals: jax.Array
 
 
-def count_score_evals(
-    method: str, num_steps: int, *, corrector_steps: int = 1, denoise: bool = True
-) -> int:
-    """Score evaluations per kernel step (per sample): ``sde`` N, ``ode`` 2N,
-    ``pc`` (1 + corrector_steps) N, plus one for the Tweedie denoising step."""
-    _check_method(method)
-    per_move = {"sde": 1, "ode": 2, "pc": 1 + corrector_steps}[method]
-    return per_move * num_steps + int(denoise)
-
-
 def init(
     position: ArrayTree,
     time_score_fn: Callable,
-    schedule: Schedule,
+    settings: ReverseDiffusion,
     rng_key: PRNGKey | None = None,
 ) -> ReverseDiffusionState:
     del rng_key  # accepted for blackjax.util.run_inference_algorithm
-    check_schedule(schedule)
-    check_time_score_output(time_score_fn, position, schedule)
+    check_time_score_output(time_score_fn, position, settings.schedule)
     return ReverseDiffusionState(position)
 
 
@@ -132,52 +168,37 @@ def _predictor_corrector_move(score, rng_key, x, now: Levels, nxt: Levels, snr, 
     return x
 
 
-def _check_method(method) -> None:
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
+def _move(settings: ReverseDiffusion, score):
+    if settings.method == "sde":
+        return partial(_euler_maruyama_move, score)
+    if settings.method == "ode":
+        return partial(_heun_move, score)
+    return partial(
+        _predictor_corrector_move,
+        score,
+        snr=settings.snr,
+        corrector_steps=settings.corrector_steps,
+    )
 
 
-def build_kernel(method: str = "sde"):
-    """Reverse-diffusion kernel for ``method`` in ``("sde", "ode", "pc")``:
-    ``kernel(rng_key, state, time_score_fn, schedule, num_steps, t_start=None, snr=0.16, *,
-    corrector_steps=1, denoise=True, spacing=None) -> (state, info)``."""
-    _check_method(method)
+def build_kernel():
+    """Reverse-diffusion kernel: ``kernel(rng_key, state, time_score_fn, settings) ->
+    (state, info)`` with ``settings`` a :class:`ReverseDiffusion`."""
 
     def kernel(
         rng_key: PRNGKey,
         state: ReverseDiffusionState,
         time_score_fn: Callable,
-        schedule: Schedule,
-        num_steps: int,
-        t_start: float | None = None,
-        snr: float = 0.16,
-        *,
-        corrector_steps: int = 1,
-        denoise: bool = True,
-        spacing: str | None = None,
+        settings: ReverseDiffusion,
     ) -> tuple[ReverseDiffusionState, ReverseDiffusionInfo]:
-        check_schedule(schedule)
-        t_start = resolve_t_start(schedule, t_start)
         flat, unravel = ravel_pytree(state.position)
         score = flat_time_score(time_score_fn, unravel)
-        levels = grid_levels(schedule, num_steps, t_start, spacing, flat.dtype)
-        if method == "sde":
-            move = partial(_euler_maruyama_move, score)
-        elif method == "ode":
-            move = partial(_heun_move, score)
-        else:
-            move = partial(
-                _predictor_corrector_move, score, snr=snr, corrector_steps=corrector_steps
-            )
-
+        levels = settings.levels(flat.dtype)
         now = jax.tree.map(lambda a: a[:-1], levels)
         nxt = jax.tree.map(lambda a: a[1:], levels)
-        end = jax.tree.map(lambda a: a[-1], levels) if denoise else None
-        x, is_divergent = walk_down(rng_key, flat, score, schedule, t_start, move, (now, nxt), end)
-        evals = count_score_evals(
-            method, num_steps, corrector_steps=corrector_steps, denoise=denoise
-        )
-        info = ReverseDiffusionInfo(is_divergent, jnp.asarray(evals))
+        move = _move(settings, score)
+        x, is_divergent = walk_down(rng_key, flat, score, settings, move, (now, nxt), levels)
+        info = ReverseDiffusionInfo(is_divergent, jnp.asarray(settings.num_score_evals))
         return ReverseDiffusionState(unravel(x)), info
 
     return kernel
@@ -188,9 +209,9 @@ def as_top_level_api(
     schedule: Schedule,
     num_steps: int,
     method: str = "sde",
-    t_start: float | None = None,
-    snr: float = 0.16,
     *,
+    t_start: float | None = None,
+    snr: float = DEFAULT_SNR,
     corrector_steps: int = 1,
     denoise: bool = True,
     spacing: str | None = None,
@@ -204,39 +225,21 @@ def as_top_level_api(
         state, info = jax.jit(sampler.step)(rng_key, state)   # state.position ~ p
 
     ``time_score_fn(x, t)`` estimates ``grad log p_t(x)`` under ``schedule`` (``t`` is a
-    scalar array of the position's dtype). ``method`` is ``"sde"``, ``"ode"`` or ``"pc"``
-    (see the module docstring); ``num_steps`` the number of moves on
-    ``schedule.time_grid(num_steps, t_start=t_start, spacing=spacing)``. ``t_start=None``
-    (``T``) makes each step an independent draw from the prior pushed to ``t_min``; a
-    ``t_start`` below ``T`` renoises the current state to ``t_start`` and denoises it back.
-    ``snr`` and ``corrector_steps`` set the ``"pc"`` corrector; ``denoise`` applies Tweedie's
-    formula at ``t_min``. Each step costs :func:`count_score_evals` score evaluations.
+    scalar array of the position's dtype). The other arguments are the fields of
+    :class:`ReverseDiffusion`, see there and the module docstring
+    (``ReverseDiffusion(...).sampling_algorithm(time_score_fn)`` is the same sampler).
+    ``t_start=None`` (``T``) makes each step an independent draw from the prior pushed to
+    ``t_min``; a ``t_start`` below ``T`` renoises the current state to ``t_start`` and
+    denoises it back. Each step costs ``num_score_evals`` score evaluations.
     """
-    check_time_score(time_score_fn)
-    check_schedule(schedule)
-    _check_method(method)
-    check_count(num_steps, "num_steps")
-    check_count(corrector_steps, "corrector_steps")
-    check_positive_scalar(snr, "snr")
-    t_start = resolve_t_start(schedule, t_start)
-    schedule.check_spacing(spacing)
-    kernel = build_kernel(method)
-
-    def init_fn(position, rng_key=None):
-        return init(position, time_score_fn, schedule, rng_key)
-
-    def step_fn(rng_key, state):
-        return kernel(
-            rng_key,
-            state,
-            time_score_fn,
-            schedule,
-            num_steps,
-            t_start,
-            snr,
-            corrector_steps=corrector_steps,
-            denoise=denoise,
-            spacing=spacing,
-        )
-
-    return SamplingAlgorithm(init_fn, step_fn)
+    settings = ReverseDiffusion(
+        schedule,
+        num_steps,
+        method,
+        t_start=t_start,
+        snr=snr,
+        corrector_steps=corrector_steps,
+        denoise=denoise,
+        spacing=spacing,
+    )
+    return settings.sampling_algorithm(time_score_fn)

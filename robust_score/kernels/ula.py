@@ -4,13 +4,20 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
-from blackjax.base import SamplingAlgorithm
+import jax.numpy as jnp
+from blackjax.base import SamplingAlgorithm, build_sampling_algorithm
 from blackjax.types import ArrayTree, PRNGKey
 
-from robust_score._checks import check_finite_tree, check_positive_scalar, check_score_output
+from robust_score._checks import (
+    check_callable,
+    check_finite_tree,
+    check_positive_scalar,
+    check_score_output,
+)
+from robust_score.kernels import mala
 from robust_score.kernels.integrators import all_finite, langevin_step
 
-__all__ = ["ULAState", "ULAInfo", "init", "build_kernel", "as_top_level_api"]
+__all__ = ["ULAState", "ULAInfo", "init", "build_kernel", "build_shadow_kernel", "as_top_level_api"]
 
 
 class ULAState(NamedTuple):
@@ -46,6 +53,38 @@ def build_kernel():
     return kernel
 
 
+def build_shadow_kernel(max_log_ratio_drop: float = jnp.inf):
+    """ULA that also reports MALA's acceptance probability of each move without rejecting it,
+    the move the NumPyro kernel makes (its step-size adaptation targets that probability):
+    ``kernel(rng_key, state, logdensity_fn, step_size, score_fn=None)`` on a
+    :class:`~robust_score.kernels.mala.MALAState`, returning ``(state, MALAInfo)``.
+
+    The position moves as :func:`build_kernel`'s does (the same integrator, key and drift).
+    A move is refused and flagged divergent when the MH log ratio is non-finite (a
+    non-finite position, score or log density) or below ``-max_log_ratio_drop``: at a step
+    too large for the local curvature ULA runs away geometrically, and that is where the
+    ratio collapses first.
+    """
+
+    def kernel(
+        rng_key: PRNGKey,
+        state: mala.MALAState,
+        logdensity_fn: Callable,
+        step_size: float,
+        score_fn: Callable | None = None,
+    ) -> tuple[mala.MALAState, mala.MALAInfo]:
+        proposal, log_ratio = mala.propose(rng_key, state, logdensity_fn, step_size, score_fn)
+        is_divergent = ~jnp.isfinite(log_ratio) | ~(log_ratio > -max_log_ratio_drop)
+        log_ratio = jnp.where(is_divergent, -jnp.inf, log_ratio)
+        acceptance_rate = jnp.exp(jnp.minimum(log_ratio, 0.0))
+        new_state = jax.tree.map(
+            lambda old, moved: jnp.where(is_divergent, old, moved), state, proposal
+        )
+        return new_state, mala.MALAInfo(acceptance_rate, ~is_divergent, is_divergent)
+
+    return kernel
+
+
 def as_top_level_api(score_fn: Callable, step_size: float) -> SamplingAlgorithm:
     """ULA with step ``x' = x + h s(x) + sqrt(2h) z``, as a ``blackjax.SamplingAlgorithm``.
 
@@ -59,15 +98,6 @@ def as_top_level_api(score_fn: Callable, step_size: float) -> SamplingAlgorithm:
     it. It need not be a gradient, nor be right: that is the point. ULA is biased by O(h)
     even with the exact score; see :func:`robust_score.mala` for the MH-corrected kernel.
     """
-    if not callable(score_fn):
-        raise TypeError(f"`score_fn` must be callable, got {type(score_fn).__name__}.")
+    check_callable(score_fn, "score_fn")
     check_positive_scalar(step_size, "step_size")
-    kernel = build_kernel()
-
-    def init_fn(position, rng_key=None):
-        return init(position, score_fn, rng_key)
-
-    def step_fn(rng_key, state):
-        return kernel(rng_key, state, score_fn, step_size)
-
-    return SamplingAlgorithm(init_fn, step_fn)
+    return build_sampling_algorithm(build_kernel(), init, score_fn, kernel_args=(step_size,))

@@ -7,13 +7,13 @@
 
     mcmc = MCMC(rs.numpyro.ScoreLangevin(model, adjust=True), num_warmup=1000, num_samples=1000)
 
-The classes are thin ``numpyro.infer.mcmc.MCMCKernel`` adapters over the kernels in
+The classes are thin ``numpyro.infer.mcmc.MCMCKernel`` shells over the kernels in
 :mod:`robust_score.kernels`: the moves are the same code ``rs.ula`` / ``rs.mala`` /
-``rs.reverse_diffusion`` run, in NumPyro's unconstrained space.
+``rs.reverse_diffusion`` / ``rs.annealed_langevin`` run, in NumPyro's unconstrained space.
 """
 
-from robust_score.numpyro.diffusion import ScoreDiffusion, ScoreDiffusionState
-from robust_score.numpyro.langevin import ScoreLangevin, ScoreLangevinState
+from robust_score.numpyro.score_diffusion import ScoreDiffusion, ScoreDiffusionState
+from robust_score.numpyro.score_langevin import ScoreLangevin, ScoreLangevinState
 from robust_score.numpyro.transforms import constrained_score_to_unconstrained
 
 __all__ = [

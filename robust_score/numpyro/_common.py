@@ -1,27 +1,18 @@
 """What every kernel of :mod:`robust_score.numpyro` does the same way at ``init``: set the model
 up through NumPyro, batch over chains for ``chain_method="vectorized"``, and refuse bad input
-with a message that names the site."""
-
-from collections.abc import Callable
+with a message that names the site (the checks themselves live in :mod:`robust_score._checks`)."""
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import random
 from numpyro.infer.mcmc import MCMCKernel
 from numpyro.infer.util import ParamInfo, initialize_model
 from numpyro.util import identity, is_prng_key
 
-from robust_score._checks import check_finite_tree, check_score_output
-from robust_score.numpyro.transforms import check_continuous, latent_sites
+from robust_score._checks import check_continuous, check_finite_tree
+from robust_score.numpyro.transforms import latent_sites
 
-__all__ = [
-    "ModelSetup",
-    "ScoreKernelBase",
-    "setup_model",
-    "check_site_fn",
-    "check_finite_start",
-]
+__all__ = ["ModelSetup", "ScoreKernelBase", "setup_model"]
 
 
 class ScoreKernelBase(MCMCKernel):
@@ -100,15 +91,6 @@ class ModelSetup:
         return self.init_params
 
 
-def check_model_or_potential(model, potential_fn) -> None:
-    """The constructors' common rule: exactly one of ``model`` or ``potential_fn``, callable."""
-    if not (model is None) ^ (potential_fn is None):
-        raise ValueError("Give exactly one of `model` or `potential_fn`.")
-    for name, value in (("model", model), ("potential_fn", potential_fn)):
-        if value is not None and not callable(value):
-            raise TypeError(f"`{name}` must be callable, got {type(value).__name__}.")
-
-
 def setup_model(
     kernel_name: str, model, init_strategy, rng_key, init_params, model_args, model_kwargs
 ) -> ModelSetup:
@@ -143,63 +125,3 @@ def setup_model(
         init_params = init_params.z
     check_finite_tree(init_params, "init_params")
     return ModelSetup(rng_key, init_params, vectorized, potential_fn_gen, postprocess_fn)
-
-
-def check_site_fn(fn: Callable, z, name: str, *extra_args) -> None:
-    """``fn(z, *extra_args)`` must return a pytree shaped like ``z``; for NumPyro's dict of
-    sites the message names the missing, extra or misshapen site."""
-    if isinstance(z, dict):
-        try:
-            out = jax.eval_shape(fn, z, *extra_args)
-        except Exception as err:  # name the argument, keep the user's error
-            raise TypeError(
-                f"`{name}` failed on the unconstrained latent sites {sorted(z)}: "
-                f"{type(err).__name__}: {err}"
-            ) from err
-        if not isinstance(out, dict) or set(out) != set(z):
-            got = sorted(out) if isinstance(out, dict) else type(out).__name__
-            raise ValueError(
-                f"`{name}` must return a dict keyed by the model's latent sites "
-                f"{sorted(z)} (unconstrained values), got {got}."
-            )
-        for site in sorted(z):
-            want, got = jnp.shape(z[site]), out[site].shape
-            if got != want:
-                raise ValueError(
-                    f"`{name}` returned shape {got} at site '{site}'; expected {want}, "
-                    "the site's unconstrained shape."
-                )
-    check_score_output(fn, z, name, *extra_args)
-
-
-def check_finite_start(potential, score, vectorized: bool) -> None:
-    """Refuse a start where the potential or score is non-finite (skipped under tracing,
-    e.g. ``chain_method="parallel"``, where nothing is concrete)."""
-    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((potential, score))):
-        return
-    potential = np.atleast_1d(np.asarray(potential))
-    bad = np.flatnonzero(~np.isfinite(potential))
-    if bad.size:
-        where = f" (chains {bad.tolist()})" if vectorized else ""
-        raise ValueError(
-            f"the potential energy at the initial position is not finite{where}: "
-            f"{potential[bad[0]]}. The initial parameters lie outside the model's support "
-            "(log density -inf) or the model returns NaN there; pass other `init_params` "
-            "or another `init_strategy`."
-        )
-    bad_sites = [
-        _site_name(path)
-        for path, leaf in jax.tree_util.tree_flatten_with_path(score)[0]
-        if not np.all(np.isfinite(leaf))
-    ]
-    if bad_sites:
-        raise ValueError(
-            f"the score at the initial position is not finite at {bad_sites}; check "
-            "`score_fn` (or the model's gradient) there."
-        )
-
-
-def _site_name(path) -> str:
-    if len(path) == 1 and isinstance(path[0], jax.tree_util.DictKey):
-        return str(path[0].key)
-    return jax.tree_util.keystr(path) or "the position"

@@ -7,6 +7,8 @@ import jax.numpy as jnp
 from numpyro.distributions.transforms import biject_to
 from numpyro.handlers import seed, substitute, trace
 
+from robust_score._checks import check_continuous
+
 __all__ = ["constrained_score_to_unconstrained", "latent_sites"]
 
 
@@ -20,16 +22,6 @@ def latent_sites(model, model_args=(), model_kwargs=None, rng_key=None):
         for name, site in model_trace.items()
         if site["type"] == "sample" and not site["is_observed"]
     }
-
-
-def check_continuous(sites: dict, who: str) -> None:
-    discrete = sorted(name for name, site in sites.items() if site["fn"].support.is_discrete)
-    if discrete:
-        raise ValueError(
-            f"{who} does not support discrete latent sites, but the model has {discrete}. "
-            "Marginalise them out of the model (e.g. with a mixture distribution), or use "
-            "numpyro.infer.DiscreteHMCGibbs / MixedHMC."
-        )
 
 
 def constrained_score_to_unconstrained(

@@ -1,38 +1,39 @@
 """``ScoreLangevin``: ULA / MALA as a NumPyro ``MCMCKernel``, driven by the model's score or
 a user's (learned, approximate) score.
 
-The class is a thin adapter: the moves are the ULA step of :mod:`robust_score.kernels.ula`
-(the shared :func:`~robust_score.kernels.integrators.langevin_step`) and
-:mod:`robust_score.kernels.mala`, the step-size tuning is NumPyro's own dual averaging
+Laid out as ``numpyro.infer.hmc``: :func:`score_langevin` is the functional core, returning
+``init_kernel`` and ``sample_kernel``; the class is a thin shell that sets the model up and
+speaks the ``MCMCKernel`` protocol. The moves are the kernels of :mod:`robust_score.kernels`
+(MALA's, and ULA's shadow-ratio move), the step-size tuning is NumPyro's own dual averaging
 (:func:`~numpyro.infer.hmc_util.dual_averaging`), the model plumbing is
-:func:`~numpyro.infer.util.initialize_model` — the layout of ``numpyro.infer.barker``.
+:func:`~numpyro.infer.util.initialize_model`.
 """
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import random
-from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc_util import dual_averaging
 from numpyro.infer.initialization import init_to_uniform
 
-from robust_score._checks import check_positive_scalar
-from robust_score.kernels import mala
-from robust_score.kernels.integrators import langevin_log_proposal, langevin_step
-from robust_score.numpyro._common import (
-    ScoreKernelBase,
+from robust_score._checks import (
+    check_callable,
     check_finite_start,
+    check_fraction,
     check_model_or_potential,
+    check_positive_scalar,
     check_site_fn,
 )
+from robust_score.kernels import mala, ula
+from robust_score.numpyro._common import ScoreKernelBase
 
 __all__ = [
     "LangevinAdaptState",
     "ScoreLangevin",
     "ScoreLangevinState",
+    "score_langevin",
 ]
 
 
@@ -86,55 +87,101 @@ class ScoreLangevinState(NamedTuple):
 MAX_LOG_RATIO_DROP = 1000.0
 
 
-def _potential_and_score(potential_fn: Callable, score_fn: Callable | None) -> Callable:
-    """``z -> (potential, drift)``: one value-and-grad pass for the exact score."""
-    if score_fn is None:
+def score_langevin(
+    potential_fn: Callable | None = None,
+    potential_fn_gen: Callable | None = None,
+    *,
+    score_fn: Callable | None = None,
+    adjust: bool = False,
+    adapt_step_size: bool = True,
+    target_accept_prob: float = 0.574,
+):
+    """The functional core of :class:`ScoreLangevin` for one chain, as NumPyro's ``hmc``:
+    returns ``(init_kernel, sample_kernel)`` with
 
-        def exact(z):
-            potential, grad = jax.value_and_grad(potential_fn)(z)
-            return potential, jax.tree.map(jnp.negative, grad)
+    - ``init_kernel(rng_key, init_params, num_warmup, step_size, model_args=(),
+      model_kwargs=None) -> ScoreLangevinState``;
+    - ``sample_kernel(state, model_args=(), model_kwargs=None) -> ScoreLangevinState``.
 
-        return exact
-    return lambda z: (potential_fn(z), score_fn(z))
-
-
-def _ula_move(rng_key, z, potential, score, potential_fn, score_fn, step_size):
-    """One ULA move, plus the MALA acceptance probability it would have had.
-
-    The move is always taken — that is ULA — unless it diverged: a non-finite position,
-    score or potential, or, with the model's own score, a MALA log ratio below
-    ``-MAX_LOG_RATIO_DROP`` (the discretisation has blown up: at a step too large for the
-    local curvature ULA runs away geometrically). Then the chain stays where it is and the
-    move is flagged. With a user ``score_fn`` the ratio also measures how far the score is
-    from the model, so only non-finite moves count there.
+    Give ``potential_fn`` (``z -> -log p(z)``) or ``potential_fn_gen``
+    (``(*model_args, **model_kwargs) -> potential_fn``, from ``initialize_model``). The move
+    is :func:`robust_score.kernels.mala.build_kernel` (``adjust=True``) or
+    :func:`robust_score.kernels.ula.build_shadow_kernel` (``adjust=False``; with the model's
+    own score a MALA log ratio below ``-MAX_LOG_RATIO_DROP`` counts as divergent, with a
+    user's score only non-finite moves do, as the ratio then also measures the score's
+    disagreement with the model).
     """
-    new_z = langevin_step(rng_key, z, score, step_size)
-    new_potential, new_score = _potential_and_score(potential_fn, score_fn)(new_z)
-    log_ratio = (
-        potential
-        - new_potential
-        + langevin_log_proposal(z, new_z, new_score, step_size)
-        - langevin_log_proposal(new_z, z, score, step_size)
-    )
-    # a non-finite position, score or potential makes the log ratio non-finite
-    floor = -MAX_LOG_RATIO_DROP if score_fn is None else -jnp.inf
-    diverging = ~jnp.isfinite(log_ratio) | ~(log_ratio > floor)
-    log_ratio = jnp.where(diverging, -jnp.inf, log_ratio)
-    accept_prob = jnp.exp(jnp.minimum(log_ratio, 0.0))
-    z, potential, score = jax.tree.map(
-        lambda old, moved: jnp.where(diverging, old, moved),
-        (z, potential, score),
-        (new_z, new_potential, new_score),
-    )
-    return z, potential, score, accept_prob, diverging
+    if adjust:
+        move = mala.build_kernel()
+    else:
+        move = ula.build_shadow_kernel(MAX_LOG_RATIO_DROP if score_fn is None else jnp.inf)
+    num_warmup = adapt_update = None
 
+    def logdensity_fn(model_args, model_kwargs):
+        potential = potential_fn
+        if potential_fn_gen is not None:
+            potential = potential_fn_gen(*model_args, **(model_kwargs or {}))
+        return lambda z: -potential(z)
 
-def _mala_move(rng_key, z, potential, score, potential_fn, score_fn, step_size):
-    """One MALA move (``robust_score.kernels.mala``): exact for ``exp(-potential)`` whatever
-    the drift; a non-finite proposal is rejected and flagged divergent."""
-    state = mala.MALAState(z, -potential, score)
-    new, info = mala.build_kernel()(rng_key, state, lambda x: -potential_fn(x), step_size, score_fn)
-    return new.position, -new.logdensity, new.score, info.acceptance_rate, info.is_divergent
+    def init_kernel(rng_key, init_params, num_warmup_, step_size, model_args=(), model_kwargs=None):
+        nonlocal num_warmup, adapt_update
+        num_warmup = num_warmup_
+        adapt_init, adapt_update = step_size_adaptation(num_warmup, target_accept_prob)
+        logdensity = logdensity_fn(model_args, model_kwargs)
+        value, score = mala.logdensity_and_drift(logdensity, score_fn)(init_params)
+        dtype = jnp.result_type(*jax.tree.leaves(init_params))
+        step_size = jnp.asarray(step_size, dtype)
+        zero = jnp.zeros((), dtype)
+        return ScoreLangevinState(
+            i=jnp.array(0),
+            z=init_params,
+            potential_energy=-value,
+            score=score,
+            accept_prob=zero,
+            mean_accept_prob=zero,
+            diverging=jnp.array(False),
+            num_diverging=jnp.array(0),
+            step_size=step_size,
+            adapt_state=adapt_init(step_size),
+            rng_key=rng_key,
+        )
+
+    def sample_kernel(state, model_args=(), model_kwargs=None):
+        rng_key, key_move = random.split(state.rng_key)
+        step_size = state.adapt_state.step_size
+        current = mala.MALAState(state.z, -state.potential_energy, state.score)
+        logdensity = logdensity_fn(model_args, model_kwargs)
+        new, info = move(key_move, current, logdensity, step_size, score_fn)
+        in_warmup = state.i < num_warmup
+        adapt_state = state.adapt_state
+        if adapt_step_size:
+            # a few scalar flops: under vmap both branches run, which costs nothing here
+            adapt_state = jax.lax.cond(
+                in_warmup,
+                lambda: adapt_update(state.i, info.acceptance_rate, state.adapt_state),
+                lambda: state.adapt_state,
+            )
+        # running statistics restart when sampling starts
+        itr = state.i + 1
+        n = jnp.where(in_warmup, itr, itr - num_warmup)
+        accept_prob = info.acceptance_rate
+        mean_accept_prob = state.mean_accept_prob + (accept_prob - state.mean_accept_prob) / n
+        num_diverging = jnp.where(state.i == num_warmup, 0, state.num_diverging)
+        return ScoreLangevinState(
+            i=itr,
+            z=new.position,
+            potential_energy=-new.logdensity,
+            score=new.score,
+            accept_prob=accept_prob,
+            mean_accept_prob=mean_accept_prob,
+            diverging=info.is_divergent,
+            num_diverging=num_diverging + info.is_divergent,
+            step_size=step_size,
+            adapt_state=adapt_state,
+            rng_key=rng_key,
+        )
+
+    return init_kernel, sample_kernel
 
 
 def step_size_adaptation(num_warmup: int, target_accept_prob: float):
@@ -218,8 +265,6 @@ class ScoreLangevin(ScoreKernelBase):
     :param init_strategy: a NumPyro per-site initialisation strategy.
     """
 
-    _transient = ("_sample_fn", "_adapt_update")
-
     def __init__(
         self,
         model=None,
@@ -233,15 +278,14 @@ class ScoreLangevin(ScoreKernelBase):
         init_strategy=init_to_uniform,
     ):
         check_model_or_potential(model, potential_fn)
-        if score_fn is not None and not callable(score_fn):
-            raise TypeError(f"`score_fn` must be callable or None, got {type(score_fn).__name__}.")
+        if score_fn is not None:
+            check_callable(score_fn, "score_fn", "score_fn(z)")
         check_positive_scalar(step_size, "step_size")
         if not isinstance(adjust, bool):
             raise TypeError(f"`adjust` must be True (MALA) or False (ULA), got {adjust!r}.")
         if target_accept_prob is None:
             target_accept_prob = 0.574 if adjust else 0.9
-        if not 0 < target_accept_prob < 1:
-            raise ValueError(f"`target_accept_prob` must lie in (0, 1), got {target_accept_prob}.")
+        check_fraction(target_accept_prob, "target_accept_prob")
         self._model = model
         self._potential_fn = potential_fn
         self._score_fn = score_fn
@@ -252,12 +296,9 @@ class ScoreLangevin(ScoreKernelBase):
         self._init_strategy = init_strategy
         self._potential_fn_gen = None
         self._postprocess_fn = None
-        self._num_warmup = 0
-        self._adapt_update = None
         # MCMC re-runs `init` while this is None; set by `init`
         self._sample_fn = None
 
-    # -- the MCMCKernel protocol ------------------------------------------------------------
     def get_diagnostics_str(self, state):
         step_size, accept_prob = float(state.step_size), float(state.mean_accept_prob)
         return (
@@ -267,88 +308,28 @@ class ScoreLangevin(ScoreKernelBase):
 
     def init(self, rng_key, num_warmup, init_params=None, model_args=(), model_kwargs=None):
         model_kwargs = {} if model_kwargs is None else model_kwargs
-        self._num_warmup = num_warmup
         setup = self._setup_model(rng_key, init_params, model_args, model_kwargs)
-        rng_key, init_params, vectorized = setup.rng_key, setup.init_params, setup.vectorized
-        potential_fn = self._get_potential_fn(model_args, model_kwargs)
         if self._score_fn is not None:
             check_site_fn(self._score_fn, setup.prototype, "score_fn")
-        evaluate = _potential_and_score(potential_fn, self._score_fn)
-        # one compiled program, not op-by-op dispatch of the gradient (seconds on first use)
-        potential, score = jax.jit(jax.vmap(evaluate) if vectorized else evaluate)(init_params)
-        check_finite_start(potential, score, vectorized)
-
-        adapt_init, self._adapt_update = step_size_adaptation(num_warmup, self._target_accept_prob)
-        init_one = partial(_init_state, step_size=self._step_size, adapt_init=adapt_init)
-        if vectorized:
-            state = jax.vmap(init_one)(rng_key, init_params, potential, score)
-            self._sample_fn = jax.vmap(self._sample_one, in_axes=(0, None, None))
-        else:
-            state = init_one(rng_key, init_params, potential, score)
-            self._sample_fn = self._sample_one
-        return state
-
-    # -- the functional core ----------------------------------------------------------------
-    def _move(self, rng_key, z, potential, score, step_size, *, potential_fn):
-        move = _mala_move if self._adjust else _ula_move
-        return move(rng_key, z, potential, score, potential_fn, self._score_fn, step_size)
-
-    def _sample_one(self, state, model_args, model_kwargs):
-        potential_fn = self._get_potential_fn(model_args, model_kwargs)
-        rng_key, key_move = random.split(state.rng_key)
-        step_size = state.adapt_state.step_size
-        z, potential, score, accept_prob, diverging = self._move(
-            key_move,
-            state.z,
-            state.potential_energy,
-            state.score,
-            step_size,
-            potential_fn=potential_fn,
+        init_kernel, sample_kernel = score_langevin(
+            self._potential_fn,
+            self._potential_fn_gen,
+            score_fn=self._score_fn,
+            adjust=self._adjust,
+            adapt_step_size=self._adapt_step_size,
+            target_accept_prob=self._target_accept_prob,
         )
-        in_warmup = state.i < self._num_warmup
-        adapt_state = state.adapt_state
-        if self._adapt_step_size:
-            # a few scalar flops: under vmap both branches run, which costs nothing here
-            adapt_state = jax.lax.cond(
-                in_warmup,
-                lambda: self._adapt_update(state.i, accept_prob, state.adapt_state),
-                lambda: state.adapt_state,
+
+        def init_one(rng_key, init_params):
+            return init_kernel(
+                rng_key, init_params, num_warmup, self._step_size, model_args, model_kwargs
             )
-        # running statistics restart when sampling starts
-        itr = state.i + 1
-        n = jnp.where(in_warmup, itr, itr - self._num_warmup)
-        mean_accept_prob = state.mean_accept_prob + (accept_prob - state.mean_accept_prob) / n
-        num_diverging = jnp.where(state.i == self._num_warmup, 0, state.num_diverging)
-        return ScoreLangevinState(
-            i=itr,
-            z=z,
-            potential_energy=potential,
-            score=score,
-            accept_prob=accept_prob,
-            mean_accept_prob=mean_accept_prob,
-            diverging=diverging,
-            num_diverging=num_diverging + diverging,
-            step_size=step_size,
-            adapt_state=adapt_state,
-            rng_key=rng_key,
-        )
 
-
-def _init_state(rng_key, z, potential, score, *, step_size, adapt_init):
-    dtype = jnp.result_type(ravel_pytree(z)[0])
-    step_size = jnp.asarray(step_size, dtype)
-    adapt_state = adapt_init(step_size)
-    zero = jnp.zeros((), dtype)
-    return ScoreLangevinState(
-        i=jnp.array(0),
-        z=z,
-        potential_energy=potential,
-        score=score,
-        accept_prob=zero,
-        mean_accept_prob=zero,
-        diverging=jnp.array(False),
-        num_diverging=jnp.array(0),
-        step_size=step_size,
-        adapt_state=adapt_state,
-        rng_key=rng_key,
-    )
+        if setup.vectorized:
+            init_one = jax.vmap(init_one)
+            sample_kernel = jax.vmap(sample_kernel, in_axes=(0, None, None))
+        # one compiled program, not op-by-op dispatch of the gradient (seconds on first use)
+        state = jax.jit(init_one)(setup.rng_key, setup.init_params)
+        check_finite_start(state.potential_energy, state.score, setup.vectorized)
+        self._sample_fn = sample_kernel
+        return state

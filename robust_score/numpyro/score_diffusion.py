@@ -1,9 +1,9 @@
 """``ScoreDiffusion``: reverse-diffusion draws as a NumPyro ``MCMCKernel``.
 
-A thin adapter over :mod:`robust_score.kernels.reverse_diffusion` (the kernel behind
-``rs.reverse_diffusion``), run in the model's unconstrained space: every NumPyro iteration is
-one reverse-diffusion trajectory, and NumPyro's ``postprocess_fn`` maps its end point to the
-model's constrained sites and deterministic values.
+A thin adapter over the kernels behind ``rs.reverse_diffusion`` and ``rs.annealed_langevin``
+(:mod:`robust_score.kernels`), run in the model's unconstrained space: every NumPyro iteration
+is one path from noise, and NumPyro's ``postprocess_fn`` maps its end point to the model's
+constrained sites and deterministic values.
 """
 
 from collections.abc import Callable
@@ -15,14 +15,14 @@ import jax.numpy as jnp
 from jax import random
 from numpyro.infer.initialization import init_to_uniform
 
-from robust_score.kernels import reverse_diffusion
-from robust_score.numpyro._common import (
-    ScoreKernelBase,
+from robust_score._checks import (
+    check_callable,
     check_finite_start,
     check_model_or_potential,
     check_site_fn,
 )
-from robust_score.schedules import Schedule
+from robust_score.kernels._annealing import AnnealingPath
+from robust_score.numpyro._common import ScoreKernelBase
 
 __all__ = ["ScoreDiffusion", "ScoreDiffusionState"]
 
@@ -49,43 +49,38 @@ class ScoreDiffusionState(NamedTuple):
 
 
 class ScoreDiffusion(ScoreKernelBase):
-    """Reverse-diffusion sampling behind NumPyro's ``MCMC``, driven by a time score.
+    """Reverse-diffusion (or annealed-Langevin) draws behind NumPyro's ``MCMC``, driven by a
+    time score.
 
     .. code::
 
-        kernel = rs.numpyro.ScoreDiffusion(model, time_score_fn=score, schedule=rs.schedules.vp())
+        settings = rs.ReverseDiffusion(rs.schedules.vp(), num_steps=100)
+        kernel = rs.numpyro.ScoreDiffusion(model, time_score_fn=score, settings=settings)
         mcmc = MCMC(kernel, num_warmup=0, num_samples=1000, num_chains=4)
 
-    Each iteration integrates the reverse-time process of ``schedule`` from ``t_start`` down
-    to ``t_min`` in NumPyro's unconstrained space (:func:`robust_score.reverse_diffusion`;
-    ``method`` ``"sde"``, ``"ode"`` or ``"pc"``). With ``t_start=None`` (the schedule's
-    ``T``) every trajectory starts from fresh noise: an independence kernel, so draws are
-    independent, there is nothing to warm up, and a wrong score cannot trap a chain the way it
-    traps Langevin (the error it causes is bounded by the score's L2 error at each noise
-    level). A ``t_start`` below ``T`` renoises the current draw and denoises it back.
+    Each iteration runs one path of ``settings`` (a :class:`robust_score.ReverseDiffusion` or
+    :class:`robust_score.AnnealedLangevin`) from ``t_start`` down to ``t_min`` in NumPyro's
+    unconstrained space. With ``t_start`` at the schedule's ``T`` (the default) every path
+    starts from fresh noise: an independence kernel, so draws are independent, there is
+    nothing to warm up, and a wrong score cannot trap a chain the way it traps Langevin (the
+    error it causes is bounded by the score's L2 error at each noise level). A ``t_start``
+    below ``T`` renoises the current draw and denoises it back.
 
     The model supplies the sites, their transforms (``get_samples()`` holds constrained values
     and deterministic sites) and ``potential_energy`` for diagnostics; the draws come from
-    ``time_score_fn`` alone. A trajectory that hits a non-finite value is not taken: the
-    chain repeats its last draw and the iteration is flagged ``diverging``.
+    ``time_score_fn`` alone. A path that hits a non-finite value is not taken: the chain
+    repeats its last draw and the iteration is flagged ``diverging``.
 
     :param model: Python callable with NumPyro primitives (continuous latent sites only).
     :param potential_fn: instead of ``model``: ``z -> -log p(z)``, reported as
         ``potential_energy``; then ``init_params`` (a template of the position) must be given.
     :param time_score_fn: ``(z, t) -> grad log p_t(z)`` over the unconstrained sites
-        (``{site: array}`` for a model) for the forward process of ``schedule``; ``t`` is a
-        scalar array of the position's dtype.
-    :param schedule: a :mod:`robust_score.schedules` schedule.
-    :param num_steps: moves per trajectory.
-    :param method: ``"sde"`` (Euler–Maruyama), ``"ode"`` (Heun, probability flow) or
-        ``"pc"`` (predictor–corrector).
-    :param t_start: as in :func:`robust_score.reverse_diffusion`.
-    :param snr: as in :func:`robust_score.reverse_diffusion`.
-    :param corrector_steps: as in :func:`robust_score.reverse_diffusion`.
-    :param denoise: as in :func:`robust_score.reverse_diffusion`.
-    :param spacing: as in :func:`robust_score.reverse_diffusion`.
+        (``{site: array}`` for a model) for the forward process of the settings' schedule;
+        ``t`` is a scalar array of the position's dtype.
+    :param settings: a :class:`robust_score.ReverseDiffusion` or
+        :class:`robust_score.AnnealedLangevin`.
     :param init_strategy: NumPyro initialisation strategy (it only fixes the sites' shapes,
-        and the draw repeated if the first trajectory diverges).
+        and the draw repeated if the first path diverges).
     """
 
     def __init__(
@@ -94,33 +89,21 @@ class ScoreDiffusion(ScoreKernelBase):
         potential_fn=None,
         *,
         time_score_fn: Callable,
-        schedule: Schedule,
-        num_steps: int = 100,
-        method: str = "sde",
-        t_start: float | None = None,
-        snr: float = 0.16,
-        corrector_steps: int = 1,
-        denoise: bool = True,
-        spacing: str | None = None,
+        settings: AnnealingPath,
         init_strategy=init_to_uniform,
     ):
         check_model_or_potential(model, potential_fn)
-        # the kernel's own constructor checks the score, schedule and settings
-        self._algorithm = reverse_diffusion.as_top_level_api(
-            time_score_fn,
-            schedule,
-            num_steps,
-            method,
-            t_start,
-            snr,
-            corrector_steps=corrector_steps,
-            denoise=denoise,
-            spacing=spacing,
-        )
+        check_callable(time_score_fn, "time_score_fn", "time_score_fn(z, t)")
+        if not isinstance(settings, AnnealingPath):
+            raise TypeError(
+                "`settings` must be a robust_score.ReverseDiffusion or "
+                f"robust_score.AnnealedLangevin, got {type(settings).__name__}."
+            )
+        self._algorithm = settings.sampling_algorithm(time_score_fn)
         self._model = model
         self._potential_fn = potential_fn
         self._time_score_fn = time_score_fn
-        self._schedule = schedule
+        self._settings = settings
         self._init_strategy = init_strategy
         self._potential_fn_gen = None
         self._postprocess_fn = None
@@ -136,7 +119,7 @@ class ScoreDiffusion(ScoreKernelBase):
         setup = self._setup_model(rng_key, init_params, model_args, model_kwargs)
         prototype = setup.prototype
         dtype = jnp.result_type(*jax.tree.leaves(prototype))
-        t_min = jnp.asarray(self._schedule.t_min, dtype)
+        t_min = jnp.asarray(self._settings.schedule.t_min, dtype)
         check_site_fn(self._time_score_fn, prototype, "time_score_fn", t_min)
         potential_fn = self._get_potential_fn(model_args, model_kwargs)
         init_one = partial(_init_state, potential_fn=potential_fn)
@@ -153,9 +136,7 @@ class ScoreDiffusion(ScoreKernelBase):
     def _sample_one(self, state, model_args, model_kwargs):
         potential_fn = self._get_potential_fn(model_args, model_kwargs)
         rng_key, key_draw = random.split(state.rng_key)
-        drawn, info = self._algorithm.step(
-            key_draw, reverse_diffusion.ReverseDiffusionState(state.z)
-        )
+        drawn, info = self._algorithm.step(key_draw, self._algorithm.init(state.z))
         potential = potential_fn(drawn.position)
         z, potential = jax.tree.map(
             lambda old, new: jnp.where(info.is_divergent, old, new),
