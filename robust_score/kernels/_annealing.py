@@ -1,9 +1,12 @@
-"""Pieces shared by the samplers that anneal from noise (annealed Langevin, reverse diffusion).
+"""The path driver shared by the samplers that anneal from noise (annealed Langevin, reverse
+diffusion), and the settings base they extend.
 
-Both work on the flat vector of a (possibly pytree) position, start either from the prior or
-from the current state renoised to ``t_start``, walk down a grid of times, and may finish with
-one Tweedie denoising step. Keeping these here means the two kernels differ only in how they
-move between noise levels.
+Every such sampler works on the flat vector of a (possibly pytree) position, starts either
+from the prior or from the current state renoised to ``t_start``, walks down a grid of times
+in one ``lax.scan`` and may finish with one Tweedie denoising step: one kernel
+(:func:`build_kernel`) does that for all of them. A sampler is a settings class
+(:class:`AnnealingPath`) that says which levels it visits (``levels``) and how it moves
+between them (``moves``), as a Diffrax solver is one step function under one loop.
 """
 
 from collections.abc import Callable
@@ -15,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from blackjax.base import SamplingAlgorithm, build_sampling_algorithm
+from blackjax.types import ArrayTree, PRNGKey
 from jax.flatten_util import ravel_pytree
 
 from robust_score._checks import (
@@ -22,6 +26,7 @@ from robust_score._checks import (
     check_choice,
     check_schedule,
     check_time,
+    check_time_score_output,
     default_float_dtype,
 )
 from robust_score.kernels.integrators import all_finite
@@ -30,15 +35,17 @@ from robust_score.schedules import SPACINGS, Schedule
 __all__ = [
     "AnnealingPath",
     "Levels",
+    "PathInfo",
+    "PathState",
+    "build_kernel",
+    "init",
     "flat_time_score",
     "grid_levels",
     "levels_on",
     "snr_step_size",
     "starting_point",
-    "time_like",
     "trajectory_diverged",
     "tweedie_denoise",
-    "walk_down",
 ]
 
 
@@ -83,27 +90,25 @@ class AnnealingPath:
         """Score evaluations per kernel step (per draw)."""
         raise NotImplementedError
 
-    def kernel_parts(self) -> tuple[Callable, Callable]:
-        """The sampler's ``(init, kernel)``, in BlackJAX's layout."""
+    def levels(self, dtype) -> Levels:
+        """The schedule on the sampler's grid of times (NumPy constants, cached)."""
+        raise NotImplementedError
+
+    def moves(self, score: Callable, levels: Levels) -> tuple[Callable, tuple]:
+        """The sampler's move ``move(key, x, *inputs) -> x`` and its inputs, arrays with one
+        leading entry per move (the path is one ``lax.scan`` over them)."""
         raise NotImplementedError
 
     def sampling_algorithm(self, time_score_fn: Callable) -> SamplingAlgorithm:
         """The sampler with these settings as a ``blackjax.SamplingAlgorithm``."""
         check_callable(time_score_fn, "time_score_fn", "time_score_fn(x, t)")
-        init, kernel = self.kernel_parts()
         return build_sampling_algorithm(
-            kernel, init, time_score_fn, init_args=(self,), kernel_args=(self,)
+            build_kernel(), init, time_score_fn, init_args=(self,), kernel_args=(self,)
         )
 
     def end_level(self, levels: Levels) -> Levels | None:
         """The level Tweedie's step denoises at (the last), or ``None`` without denoising."""
         return jax.tree.map(lambda a: a[-1], levels) if self.denoise else None
-
-
-def time_like(position, value) -> jax.Array:
-    """The scalar time handed to a time score: an array of the position's dtype."""
-    dtype = jnp.result_type(jax.tree.leaves(position)[0])
-    return jnp.asarray(value, dtype)
 
 
 def flat_time_score(time_score_fn: Callable, unravel: Callable) -> Callable:
@@ -163,24 +168,61 @@ def _constants(levels: Levels, dtype) -> Levels:
     return constants
 
 
-def walk_down(rng_key, flat, score, path: AnnealingPath, move, move_inputs, levels: Levels):
-    """The path both kernels take: start at ``path.t_start`` (:func:`starting_point`), one
-    ``lax.scan`` of ``x = move(key, x, *inputs)`` over ``move_inputs`` (arrays with one leading
-    entry per move), then, if ``path.denoise``, Tweedie's step with ``score`` at the last of
-    ``levels``. Returns the end point and whether the path diverged."""
-    key_start, key_path = jax.random.split(rng_key)
-    x = starting_point(key_start, flat, path.schedule, path.t_start)
-    keys = jax.random.split(key_path, len(jax.tree.leaves(move_inputs)[0]))
+class PathState(NamedTuple):
+    """The latest sample. With ``t_start = T`` it only fixes the position's structure."""
 
-    def one_move(x, inputs):
-        key, inputs = inputs
-        return move(key, x, *inputs), None
+    position: ArrayTree
 
-    x, _ = jax.lax.scan(one_move, x, (keys, move_inputs))
-    end = path.end_level(levels)
-    if end is not None:
-        x = tweedie_denoise(x, score(x, end.t), end)
-    return x, trajectory_diverged(x)
+
+class PathInfo(NamedTuple):
+    """``is_divergent``: a non-finite position or score anywhere along the path or at its end
+    (the state is returned as computed, flagged, never silently); ``num_score_evals``: score
+    evaluations this step spent (fixed by the settings)."""
+
+    is_divergent: jax.Array
+    num_score_evals: jax.Array
+
+
+def init(
+    position: ArrayTree,
+    time_score_fn: Callable,
+    settings: AnnealingPath,
+    rng_key: PRNGKey | None = None,
+) -> PathState:
+    del rng_key  # accepted for blackjax.util.run_inference_algorithm
+    check_time_score_output(time_score_fn, position, settings.schedule)
+    return PathState(position)
+
+
+def build_kernel():
+    """The kernel of every sampler that anneals from noise: ``kernel(rng_key, state,
+    time_score_fn, settings) -> (state, info)``. It starts at ``settings.t_start``
+    (:func:`starting_point`), runs ``settings.moves`` in one ``lax.scan`` on the flat
+    position, then, if ``settings.denoise``, takes Tweedie's step at the last level."""
+
+    def kernel(
+        rng_key: PRNGKey, state: PathState, time_score_fn: Callable, settings: AnnealingPath
+    ) -> tuple[PathState, PathInfo]:
+        flat, unravel = ravel_pytree(state.position)
+        score = flat_time_score(time_score_fn, unravel)
+        levels = settings.levels(flat.dtype)
+        move, move_inputs = settings.moves(score, levels)
+        key_start, key_path = jax.random.split(rng_key)
+        x = starting_point(key_start, flat, settings.schedule, settings.t_start)
+        keys = jax.random.split(key_path, len(jax.tree.leaves(move_inputs)[0]))
+
+        def one_move(x, inputs):
+            key, inputs = inputs
+            return move(key, x, *inputs), None
+
+        x, _ = jax.lax.scan(one_move, x, (keys, move_inputs))
+        end = settings.end_level(levels)
+        if end is not None:
+            x = tweedie_denoise(x, score(x, end.t), end)
+        info = PathInfo(trajectory_diverged(x), jnp.asarray(settings.num_score_evals))
+        return PathState(unravel(x)), info
+
+    return kernel
 
 
 def trajectory_diverged(x) -> jax.Array:

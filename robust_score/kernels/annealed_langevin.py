@@ -28,23 +28,19 @@ plus one for denoising.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from blackjax.base import SamplingAlgorithm
-from blackjax.types import ArrayTree, PRNGKey
-from jax.flatten_util import ravel_pytree
 
-from robust_score._checks import check_count, check_positive_scalar, check_time_score_output
+from robust_score._checks import check_count, check_positive_scalar
+from robust_score.kernels import _annealing
 from robust_score.kernels._annealing import (
     AnnealingPath,
     Levels,
-    flat_time_score,
+    PathInfo,
+    PathState,
     grid_levels,
     snr_step_size,
-    walk_down,
 )
 from robust_score.kernels.integrators import langevin_step
 from robust_score.schedules import Schedule
@@ -111,61 +107,22 @@ class AnnealedLangevin(AnnealingPath):
             return self.step_size * (levels.sigma / levels.sigma[-1]) ** 2
         return snr_step_size(self.snr, levels.sigma)
 
-    def kernel_parts(self):
-        return init, build_kernel()
-
-
-class AnnealedLangevinState(NamedTuple):
-    """The latest sample. With ``t_start = T`` it only fixes the position's structure."""
-
-    position: ArrayTree
-
-
-class AnnealedLangevinInfo(NamedTuple):
-    """``is_divergent``: a non-finite position or score anywhere along the annealing path or
-    at its end (the state is returned as computed, flagged, never silently);
-    ``num_score_evals``: score evaluations this step spent."""
-
-    is_divergent: jax.Array
-    num_score_evals: jax.Array
-
-
-def init(
-    position: ArrayTree,
-    time_score_fn: Callable,
-    settings: AnnealedLangevin,
-    rng_key: PRNGKey | None = None,
-) -> AnnealedLangevinState:
-    del rng_key  # accepted for blackjax.util.run_inference_algorithm
-    check_time_score_output(time_score_fn, position, settings.schedule)
-    return AnnealedLangevinState(position)
-
-
-def build_kernel():
-    """Annealed Langevin kernel: ``kernel(rng_key, state, time_score_fn, settings) ->
-    (state, info)`` with ``settings`` an :class:`AnnealedLangevin`."""
-
-    def kernel(
-        rng_key: PRNGKey,
-        state: AnnealedLangevinState,
-        time_score_fn: Callable,
-        settings: AnnealedLangevin,
-    ) -> tuple[AnnealedLangevinState, AnnealedLangevinInfo]:
-        flat, unravel = ravel_pytree(state.position)
-        score = flat_time_score(time_score_fn, unravel)
-        levels = settings.levels(flat.dtype)
-        step_sizes = settings.step_sizes(levels)
-        # one entry per Langevin move, so the whole path is a single flat scan
-        per_move = [np.repeat(a, settings.steps_per_level) for a in (levels.t, step_sizes)]
+    def moves(self, score, levels: Levels):
+        """``steps_per_level`` Langevin moves per level, flattened into one entry per move."""
+        per_move = [np.repeat(a, self.steps_per_level) for a in (levels.t, self.step_sizes(levels))]
 
         def move(key, x, t, h):
             return langevin_step(key, x, score(x, t), h)
 
-        x, is_divergent = walk_down(rng_key, flat, score, settings, move, per_move, levels)
-        info = AnnealedLangevinInfo(is_divergent, jnp.asarray(settings.num_score_evals))
-        return AnnealedLangevinState(unravel(x)), info
+        return move, per_move
 
-    return kernel
+
+# one state, info, init and kernel for every sampler that anneals from noise; the names are
+# BlackJAX's module layout
+AnnealedLangevinState = PathState
+AnnealedLangevinInfo = PathInfo
+init = _annealing.init
+build_kernel = _annealing.build_kernel
 
 
 def as_top_level_api(

@@ -25,27 +25,24 @@ evaluation: it removes the ``sigma(t_min)^2`` of noise variance the trajectory s
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from blackjax.base import SamplingAlgorithm
-from blackjax.types import ArrayTree, PRNGKey
-from jax.flatten_util import ravel_pytree
 
 from robust_score._checks import (
     check_choice,
     check_count,
     check_positive_scalar,
-    check_time_score_output,
 )
+from robust_score.kernels import _annealing
 from robust_score.kernels._annealing import (
     AnnealingPath,
     Levels,
-    flat_time_score,
+    PathInfo,
+    PathState,
     grid_levels,
     snr_step_size,
-    walk_down,
 )
 from robust_score.kernels.integrators import langevin_step
 from robust_score.schedules import Schedule
@@ -104,34 +101,30 @@ class ReverseDiffusion(AnnealingPath):
         """The schedule at the grid's ``num_steps + 1`` times (NumPy constants, cached)."""
         return grid_levels(self.schedule, self.num_steps, self.t_start, self.spacing, dtype)
 
-    def kernel_parts(self):
-        return init, build_kernel()
+    def moves(self, score, levels: Levels):
+        """One move per grid interval ``(now, next)``."""
+        now = jax.tree.map(lambda a: a[:-1], levels)
+        nxt = jax.tree.map(lambda a: a[1:], levels)
+        if self.method == "sde":
+            move = partial(_euler_maruyama_move, score)
+        elif self.method == "ode":
+            move = partial(_heun_move, score)
+        else:
+            move = partial(
+                _predictor_corrector_move,
+                score,
+                snr=self.snr,
+                corrector_steps=self.corrector_steps,
+            )
+        return move, (now, nxt)
 
 
-class ReverseDiffusionState(NamedTuple):
-    """The latest sample. With ``t_start = T`` it only fixes the position's structure."""
-
-    position: ArrayTree
-
-
-class ReverseDiffusionInfo(NamedTuple):
-    """``is_divergent``: a non-finite position or score anywhere along the trajectory or at
-    its end (the state is returned as computed, flagged, never silently);
-    ``num_score_evals``: score evaluations this step spent (fixed by the settings)."""
-
-    is_divergent: jax.Array
-    num_score_evals: jax.Array
-
-
-def init(
-    position: ArrayTree,
-    time_score_fn: Callable,
-    settings: ReverseDiffusion,
-    rng_key: PRNGKey | None = None,
-) -> ReverseDiffusionState:
-    del rng_key  # accepted for blackjax.util.run_inference_algorithm
-    check_time_score_output(time_score_fn, position, settings.schedule)
-    return ReverseDiffusionState(position)
+# one state, info, init and kernel for every sampler that anneals from noise; the names are
+# BlackJAX's module layout
+ReverseDiffusionState = PathState
+ReverseDiffusionInfo = PathInfo
+init = _annealing.init
+build_kernel = _annealing.build_kernel
 
 
 def _euler_maruyama_move(score, rng_key, x, now: Levels, nxt: Levels):
@@ -166,42 +159,6 @@ def _predictor_corrector_move(score, rng_key, x, now: Levels, nxt: Levels, snr, 
 
     x, _ = jax.lax.scan(correct, x, jax.random.split(key_correct, corrector_steps))
     return x
-
-
-def _move(settings: ReverseDiffusion, score):
-    if settings.method == "sde":
-        return partial(_euler_maruyama_move, score)
-    if settings.method == "ode":
-        return partial(_heun_move, score)
-    return partial(
-        _predictor_corrector_move,
-        score,
-        snr=settings.snr,
-        corrector_steps=settings.corrector_steps,
-    )
-
-
-def build_kernel():
-    """Reverse-diffusion kernel: ``kernel(rng_key, state, time_score_fn, settings) ->
-    (state, info)`` with ``settings`` a :class:`ReverseDiffusion`."""
-
-    def kernel(
-        rng_key: PRNGKey,
-        state: ReverseDiffusionState,
-        time_score_fn: Callable,
-        settings: ReverseDiffusion,
-    ) -> tuple[ReverseDiffusionState, ReverseDiffusionInfo]:
-        flat, unravel = ravel_pytree(state.position)
-        score = flat_time_score(time_score_fn, unravel)
-        levels = settings.levels(flat.dtype)
-        now = jax.tree.map(lambda a: a[:-1], levels)
-        nxt = jax.tree.map(lambda a: a[1:], levels)
-        move = _move(settings, score)
-        x, is_divergent = walk_down(rng_key, flat, score, settings, move, (now, nxt), levels)
-        info = ReverseDiffusionInfo(is_divergent, jnp.asarray(settings.num_score_evals))
-        return ReverseDiffusionState(unravel(x)), info
-
-    return kernel
 
 
 def as_top_level_api(
