@@ -129,22 +129,7 @@ def score_langevin(
         adapt_init, adapt_update = step_size_adaptation(num_warmup, target_accept_prob)
         logdensity = logdensity_fn(model_args, model_kwargs)
         value, score = mala.logdensity_and_drift(logdensity, score_fn)(init_params)
-        dtype = jnp.result_type(*jax.tree.leaves(init_params))
-        step_size = jnp.asarray(step_size, dtype)
-        zero = jnp.zeros((), dtype)
-        return ScoreLangevinState(
-            i=jnp.array(0),
-            z=init_params,
-            potential_energy=-value,
-            score=score,
-            accept_prob=zero,
-            mean_accept_prob=zero,
-            diverging=jnp.array(False),
-            num_diverging=jnp.array(0),
-            step_size=step_size,
-            adapt_state=adapt_init(step_size),
-            rng_key=rng_key,
-        )
+        return _initial_state(rng_key, init_params, -value, score, step_size, adapt_init)
 
     def sample_kernel(state, model_args=(), model_kwargs=None):
         rng_key, key_move = random.split(state.rng_key)
@@ -152,36 +137,59 @@ def score_langevin(
         current = mala.MALAState(state.z, -state.potential_energy, state.score)
         logdensity = logdensity_fn(model_args, model_kwargs)
         new, info = move(key_move, current, logdensity, step_size, score_fn)
-        in_warmup = state.i < num_warmup
         adapt_state = state.adapt_state
         if adapt_step_size:
             # a few scalar flops: under vmap both branches run, which costs nothing here
             adapt_state = jax.lax.cond(
-                in_warmup,
+                state.i < num_warmup,
                 lambda: adapt_update(state.i, info.acceptance_rate, state.adapt_state),
                 lambda: state.adapt_state,
             )
-        # running statistics restart when sampling starts
-        itr = state.i + 1
-        n = jnp.where(in_warmup, itr, itr - num_warmup)
-        accept_prob = info.acceptance_rate
-        mean_accept_prob = state.mean_accept_prob + (accept_prob - state.mean_accept_prob) / n
-        num_diverging = jnp.where(state.i == num_warmup, 0, state.num_diverging)
-        return ScoreLangevinState(
-            i=itr,
-            z=new.position,
-            potential_energy=-new.logdensity,
-            score=new.score,
-            accept_prob=accept_prob,
-            mean_accept_prob=mean_accept_prob,
-            diverging=info.is_divergent,
-            num_diverging=num_diverging + info.is_divergent,
-            step_size=step_size,
-            adapt_state=adapt_state,
-            rng_key=rng_key,
-        )
+        return _next_state(state, new, info, step_size, adapt_state, num_warmup, rng_key)
 
     return init_kernel, sample_kernel
+
+
+def _initial_state(rng_key, z, potential, score, step_size, adapt_init) -> ScoreLangevinState:
+    dtype = jnp.result_type(*jax.tree.leaves(z))
+    step_size = jnp.asarray(step_size, dtype)
+    zero = jnp.zeros((), dtype)
+    return ScoreLangevinState(
+        i=jnp.array(0),
+        z=z,
+        potential_energy=potential,
+        score=score,
+        accept_prob=zero,
+        mean_accept_prob=zero,
+        diverging=jnp.array(False),
+        num_diverging=jnp.array(0),
+        step_size=step_size,
+        adapt_state=adapt_init(step_size),
+        rng_key=rng_key,
+    )
+
+
+def _next_state(state, new, info, step_size, adapt_state, num_warmup, rng_key):
+    """The state after a move to ``new`` (a MALA state) with ``info``; the running acceptance
+    mean and divergence count restart when sampling starts."""
+    itr = state.i + 1
+    n = jnp.where(state.i < num_warmup, itr, itr - num_warmup)
+    accept_prob = info.acceptance_rate
+    mean_accept_prob = state.mean_accept_prob + (accept_prob - state.mean_accept_prob) / n
+    num_diverging = jnp.where(state.i == num_warmup, 0, state.num_diverging)
+    return ScoreLangevinState(
+        i=itr,
+        z=new.position,
+        potential_energy=-new.logdensity,
+        score=new.score,
+        accept_prob=accept_prob,
+        mean_accept_prob=mean_accept_prob,
+        diverging=info.is_divergent,
+        num_diverging=num_diverging + info.is_divergent,
+        step_size=step_size,
+        adapt_state=adapt_state,
+        rng_key=rng_key,
+    )
 
 
 def step_size_adaptation(num_warmup: int, target_accept_prob: float):

@@ -1,13 +1,14 @@
 """Move a score between a NumPyro model's constrained and unconstrained spaces."""
 
 from collections.abc import Callable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 from numpyro.distributions.transforms import biject_to
 from numpyro.handlers import seed, substitute, trace
 
-from robust_score._checks import check_continuous
+from robust_score._checks import check_callable, check_continuous
 
 __all__ = ["constrained_score_to_unconstrained", "latent_sites"]
 
@@ -66,32 +67,13 @@ def constrained_score_to_unconstrained(
             model, lambda x: {"sigma": -(1 + jnp.log(x["sigma"])) / x["sigma"]}
         )  # the LogNormal(0, 1) score on sigma > 0; sigma = exp(u) gives -u: N(0, 1) in u
     """
-    if not callable(constrained_score_fn):
-        raise TypeError(
-            f"`constrained_score_fn` must be callable, got {type(constrained_score_fn).__name__}."
-        )
+    check_callable(constrained_score_fn, "constrained_score_fn", "constrained_score_fn(x)")
     model_kwargs = {} if model_kwargs is None else model_kwargs
     sites = latent_sites(model, model_args, model_kwargs)
     check_continuous(sites, "constrained_score_to_unconstrained")
-    replayable = seed(model, jax.random.key(0))
-
-    def constrain_with_log_det(unconstrained):
-        log_dets = []
-
-        def substitute_fn(site):
-            name = site["name"]
-            if site["type"] != "sample" or site["is_observed"] or name not in unconstrained:
-                return None
-            transform = biject_to(site["fn"].support)
-            value = transform(unconstrained[name])
-            log_dets.append(jnp.sum(transform.log_abs_det_jacobian(unconstrained[name], value)))
-            return value
-
-        model_trace = trace(substitute(replayable, substitute_fn=substitute_fn)).get_trace(
-            *model_args, **model_kwargs
-        )
-        constrained = {name: model_trace[name]["value"] for name in unconstrained}
-        return constrained, sum(log_dets, jnp.zeros(()))
+    constrain_with_log_det = partial(
+        _constrain_with_log_det, seed(model, jax.random.key(0)), model_args, model_kwargs
+    )
 
     def score_fn(unconstrained):
         missing = sorted(set(sites) - set(unconstrained))
@@ -112,3 +94,24 @@ def constrained_score_to_unconstrained(
         return unconstrained_score
 
     return score_fn
+
+
+def _constrain_with_log_det(replayable, model_args, model_kwargs, unconstrained):
+    """The constrained values of the latent sites at ``unconstrained`` (the model replayed,
+    so a support may depend on other sites), and ``log |det DT(u)|`` summed over sites."""
+    log_dets = []
+
+    def substitute_fn(site):
+        name = site["name"]
+        if site["type"] != "sample" or site["is_observed"] or name not in unconstrained:
+            return None
+        transform = biject_to(site["fn"].support)
+        value = transform(unconstrained[name])
+        log_dets.append(jnp.sum(transform.log_abs_det_jacobian(unconstrained[name], value)))
+        return value
+
+    model_trace = trace(substitute(replayable, substitute_fn=substitute_fn)).get_trace(
+        *model_args, **model_kwargs
+    )
+    constrained = {name: model_trace[name]["value"] for name in unconstrained}
+    return constrained, sum(log_dets, jnp.zeros(()))
