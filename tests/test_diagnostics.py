@@ -1,4 +1,4 @@
-"""Trap and memorisation diagnostics: they flag what R-hat cannot, and stay quiet on
+"""Trap and memorization diagnostics: they flag what R-hat cannot, and stay quiet on
 healthy runs."""
 
 import math
@@ -13,6 +13,11 @@ import xarray as xr
 
 import robust_score as rs
 from robust_score.diagnostics import (
+    ANNEALED,
+    MEMORIZATION,
+    REFERENCE,
+    RESTART,
+    SCORE_ERROR,
     annealed_cross_check,
     memorization_report,
     reference_comparison,
@@ -35,7 +40,7 @@ TRAPPED = rs.scores.center_trap(
 
 @pytest.fixture(scope="module")
 def runs():
-    starts = jnp.zeros((4, DIM))  # every chain at the trap's centre
+    starts = jnp.zeros((4, DIM))  # every chain at the trap's center
     out = {}
     for name, score in (("exact", EXACT), ("trapped", TRAPPED)):
         sampler = rs.ula(score, 0.05)
@@ -56,7 +61,7 @@ def test_center_trap_fails_the_report_while_rhat_passes(runs):
     assert float(arviz_stats.rhat(tree)["x"].max()) < 1.05  # R-hat sees nothing
     report = rs.diagnostics.trap_report(tree, sampler=sampler, rng_key=jax.random.key(2))
     assert report.status == "fail"
-    assert report["restart sensitivity"].status == "fail"
+    assert report[RESTART].status == "fail"
 
 
 def test_exact_score_run_from_the_same_start_is_ok(runs):
@@ -121,7 +126,7 @@ def memorization_runs():
     return train, holdout, sampler, (from_train, train[:4]), (from_fresh, fresh_starts)
 
 
-def test_memorisation_flags_training_starts_not_fresh_ones(memorization_runs):
+def test_memorization_flags_training_starts_not_fresh_ones(memorization_runs):
     train, holdout, sampler, (from_train, train_starts), (from_fresh, fresh_starts) = (
         memorization_runs
     )
@@ -132,12 +137,12 @@ def test_memorisation_flags_training_starts_not_fresh_ones(memorization_runs):
     assert good.details["fraction_nn_ratio_below_third"] < 0.05
     # through the full report, with the sampler too
     report = rs.diagnostics.trap_report(from_train, sampler=sampler, train_data=train)
-    assert report.status == "fail" and report["memorisation"].status == "fail"
+    assert report.status == "fail" and report[MEMORIZATION].status == "fail"
     fine = rs.diagnostics.trap_report(from_fresh, sampler=sampler, train_data=train)
-    assert fine["memorisation"].status == "ok"
+    assert fine[MEMORIZATION].status == "ok"
 
 
-def test_memorisation_drift_compares_training_and_fresh_starts(memorization_runs):
+def test_memorization_drift_compares_training_and_fresh_starts(memorization_runs):
     train, _, _, (from_train, train_starts), (from_fresh, fresh_starts) = memorization_runs
     parts = [run["posterior"].to_dataset() for run in (from_train, from_fresh)]
     both = xr.concat(parts, dim="chain").assign_coords(chain=np.arange(8))
@@ -148,7 +153,7 @@ def test_memorisation_drift_compares_training_and_fresh_starts(memorization_runs
     assert result.status == "fail"
 
 
-def test_memorisation_accepts_plain_arrays_and_uses_a_train_baseline():
+def test_memorization_accepts_plain_arrays_and_uses_a_train_baseline():
     train = np.random.default_rng(0).normal(size=(50, 10))
     fresh = np.random.default_rng(1).normal(size=(400, 10))
     copies = train[np.arange(400) % 50] + 0.01 * np.random.default_rng(2).normal(size=(400, 10))
@@ -169,7 +174,7 @@ def test_numpyro_mcmc_input(reference):
     mcmc.run(jax.random.key(0))
     draws = jax.random.normal(jax.random.key(1), (500, 3))
     report = rs.diagnostics.trap_report(mcmc, reference={"theta": draws})
-    assert report["reference comparison"].status == "ok"
+    assert report[REFERENCE].status == "ok"
     shifted = rs.diagnostics.trap_report(mcmc, reference={"theta": draws + 3.0})
     assert shifted.status == "fail"
 
@@ -187,12 +192,15 @@ def test_checks_break_down_by_variable():
     assert fine.status == "ok" and moved.status == "fail"
     # the per-variable breakdown names the variable that differs
     assert moved.details["per_variable"]["b"] > 0.5 > 0.1 > moved.details["per_variable"]["a"]
+    # restart sensitivity rebuilds dict positions (one entry per site) from the flat draws
+    restarts = restart_sensitivity(tree, rs.mala(logdensity, 0.5), rng_key=key)
+    assert restarts.status == "ok" and len(restarts.details["groups"]) == 3
 
 
 def test_report_renders_stores_and_plots(runs, reference):
     tree, sampler, _ = runs["trapped"]
     report = rs.diagnostics.trap_report(tree, sampler=sampler)
-    assert "FAIL" in repr(report) and "restart sensitivity" in repr(report)
+    assert "FAIL" in repr(report) and RESTART in repr(report)
     markdown = report.to_markdown()
     assert markdown.count("\n|") >= 6 and "skipped" in markdown
     stored = report.to_datatree()["trap_diagnostics"]
@@ -211,6 +219,21 @@ def test_report_renders_stores_and_plots(runs, reference):
     assert with_scores.plot_score_errors() is not None
 
 
+def test_worst_status_and_skipped_checks(runs):
+    assert rs.diagnostics.worst_status(["ok", "skipped", "warn"]) == "warn"
+    assert rs.diagnostics.worst_status(["fail", "warn", "ok"]) == "fail"
+    assert rs.diagnostics.worst_status(["skipped", "skipped"]) == "skipped"
+    tree = runs["exact"][0]
+    report = rs.diagnostics.trap_report(tree)
+    assert report.status == "skipped"
+    names = [RESTART, REFERENCE, ANNEALED, SCORE_ERROR, MEMORIZATION]
+    assert [check.name for check in report.checks] == names
+    assert report.get("no such check") is None and report.draws is tree
+    # every check skips itself, and says what it needs, when an input is missing
+    assert memorization_report(tree, None).explanation == "needs `train_data=`."
+    assert "time_score_fn" in annealed_cross_check(tree, None, rs.schedules.vp()).explanation
+
+
 def test_bad_inputs_are_named(runs):
     tree, sampler, _ = runs["exact"]
     with pytest.raises(ValueError, match="no `posterior` group"):
@@ -225,3 +248,7 @@ def test_bad_inputs_are_named(runs):
         memorization_report(tree, np.zeros((0, DIM)))
     with pytest.raises(ValueError, match="`samples` has 200 entries per point but train_data"):
         memorization_report(tree, np.zeros((10, 3)))
+    with pytest.raises(TypeError, match="`sampler` must be a blackjax.SamplingAlgorithm"):
+        restart_sensitivity(tree, object())
+    with pytest.raises(ValueError, match="`max_points` must be an integer >= 2"):
+        reference_comparison(tree, np.zeros((10, DIM)), max_points=1)

@@ -1,4 +1,4 @@
-"""Diagnostics that tell when a score-driven run is trapped or memorising — which R-hat,
+"""Diagnostics that tell when a score-driven run is trapped or memorizing — which R-hat,
 ESS and ArviZ's usual checks cannot see when the chains share a start.
 
 .. code::
@@ -6,17 +6,26 @@ ESS and ArviZ's usual checks cannot see when the chains share a start.
     report = rs.diagnostics.trap_report(tree, sampler=algorithm)
     report.status            # "ok" | "warn" | "fail"
     print(report)            # one line per check, with the reason
+    report[rs.diagnostics.RESTART].details   # one check's numbers, by its name
+
+Thresholds live in :mod:`robust_score.diagnostics.thresholds`.
 """
 
-from robust_score.diagnostics.checks import (
-    CheckResult,
-    annealed_cross_check,
-    memorization_report,
-    reference_comparison,
-    restart_sensitivity,
-    score_error_along_chain,
-)
+from robust_score.diagnostics.annealed import annealed_cross_check
+from robust_score.diagnostics.memorization import memorization_report
+from robust_score.diagnostics.reference import reference_comparison
 from robust_score.diagnostics.report import TrapReport, trap_report
+from robust_score.diagnostics.restart import restart_sensitivity
+from robust_score.diagnostics.result import (
+    ANNEALED,
+    MEMORIZATION,
+    REFERENCE,
+    RESTART,
+    SCORE_ERROR,
+    CheckResult,
+    worst_status,
+)
+from robust_score.diagnostics.score_error import score_error_along_chain
 from robust_score.diagnostics.statistics import (
     energy_test,
     kernel_stein_discrepancy,
@@ -24,6 +33,11 @@ from robust_score.diagnostics.statistics import (
 )
 
 __all__ = [
+    "ANNEALED",
+    "MEMORIZATION",
+    "REFERENCE",
+    "RESTART",
+    "SCORE_ERROR",
     "CheckResult",
     "TrapReport",
     "annealed_cross_check",
@@ -35,4 +49,5 @@ __all__ = [
     "restart_sensitivity",
     "score_error_along_chain",
     "trap_report",
+    "worst_status",
 ]

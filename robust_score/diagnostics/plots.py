@@ -1,8 +1,13 @@
-"""Figures for trap reports, drawn with arviz-plots."""
+"""Figures for trap reports, drawn with arviz-plots. They read only a report's public
+attributes: ``checks`` (through ``report.get``) and ``draws``."""
 
 import numpy as np
 import xarray as xr
 from arviz_base import from_dict
+
+from robust_score.diagnostics._data import posterior_draws
+from robust_score.diagnostics._shared import kept_points
+from robust_score.diagnostics.result import RESTART, SCORE_ERROR
 
 __all__ = ["plot_trap_report", "plot_score_errors", "distance_tree"]
 
@@ -10,12 +15,9 @@ __all__ = ["plot_trap_report", "plot_score_errors", "distance_tree"]
 def distance_tree(report) -> xr.DataTree:
     """``||x - m|| / sqrt(d)`` per chain and draw of the user's run (``m``: the mean of its
     second halves), as a DataTree with the variable ``distance_to_mean``."""
-    from robust_score.diagnostics._data import posterior_draws
-
-    draws = posterior_draws(report._data)
-    flat = draws.flat
-    center = flat[:, flat.shape[1] // 2 :].reshape(-1, draws.dim).mean(axis=0)
-    distance = np.linalg.norm(flat - center, axis=-1) / np.sqrt(draws.dim)
+    draws = posterior_draws(report.draws)
+    center = kept_points(draws).mean(axis=0)
+    distance = np.linalg.norm(draws.flat - center, axis=-1) / np.sqrt(draws.dim)
     return from_dict({"posterior": {"distance_to_mean": distance}})
 
 
@@ -24,9 +26,8 @@ def plot_trap_report(report, **kwargs):
     and reference's mean distances marked: a trapped run's trace sits away from them."""
     import arviz_plots as azp
 
-    tree = distance_tree(report)
-    collection = azp.plot_trace_dist(tree, **kwargs)
-    restart = _find(report, "restart sensitivity")
+    collection = azp.plot_trace_dist(distance_tree(report), **kwargs)
+    restart = report.get(RESTART)
     if restart is None or restart.status == "skipped":
         return collection
     # mark where each restart group settled: a level on the trace, a line on the density
@@ -45,13 +46,6 @@ def plot_trap_report(report, **kwargs):
     return collection
 
 
-def _find(report, name):
-    for check in report.checks:
-        if check.name == name:
-            return check
-    return None
-
-
 def _axes_of(collection, visual: str):
     artists = np.ravel(collection.viz[visual]["distance_to_mean"].values)
     return list({id(a.axes): a.axes for a in artists if getattr(a, "axes", None)}.values())
@@ -63,7 +57,7 @@ def plot_score_errors(report, **kwargs):
     distribution near 0 and a chain distribution far to the right."""
     import arviz_plots as azp
 
-    check = _find(report, "score error along the chain")
+    check = report.get(SCORE_ERROR)
     if check is None or check.status == "skipped":
         raise ValueError(
             "the report has no score-error check: pass `score_fn` and `logdensity_fn`."

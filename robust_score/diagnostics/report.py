@@ -10,43 +10,52 @@ import numpy as np
 import xarray as xr
 
 from robust_score.diagnostics._data import as_datatree, posterior_draws
-from robust_score.diagnostics.checks import (
-    CheckResult,
-    _worst,
-    annealed_cross_check,
-    memorization_report,
-    reference_comparison,
-    restart_sensitivity,
-    score_error_along_chain,
-)
+from robust_score.diagnostics.annealed import annealed_cross_check
+from robust_score.diagnostics.memorization import memorization_report
+from robust_score.diagnostics.reference import reference_comparison
+from robust_score.diagnostics.restart import restart_sensitivity
+from robust_score.diagnostics.result import CheckResult, worst_status
+from robust_score.diagnostics.score_error import score_error_along_chain
 
 __all__ = ["TrapReport", "trap_report"]
 
 _VERDICT = {
     "ok": "no sign of a trap",
     "warn": "inconclusive: look at the flagged checks",
-    "fail": "TRAPPED or memorising: do not trust these draws",
+    "fail": "TRAPPED or memorizing: do not trust these draws",
     "skipped": "no check could run: pass a sampler, a score or reference draws",
 }
 
 
 @dataclass
 class TrapReport:
-    """The checks' results, an overall ``status`` (the worst check) and how to read them."""
+    """The checks' results, an overall ``status`` (the worst check) and how to read them.
+
+    ``checks``: one :class:`CheckResult` per check, skipped ones included; ``report[name]``
+    looks one up by name (``rs.diagnostics.RESTART``, ...: the
+    :data:`~robust_score.diagnostics.result.CHECK_NAMES`), ``report.get(name)`` too but
+    returns ``None`` for a missing one. ``seconds``: how long the report took. ``draws``:
+    the run the checks read, as a DataTree with its ``posterior`` group (what :meth:`plot`
+    draws).
+    """
 
     checks: list[CheckResult]
     seconds: float = math.nan
-    _data: xr.DataTree | None = field(default=None, repr=False)
+    draws: xr.DataTree | None = field(default=None, repr=False)
 
     @property
     def status(self) -> str:
-        return _worst(c.status for c in self.checks)
+        return worst_status(c.status for c in self.checks)
+
+    def get(self, name: str) -> CheckResult | None:
+        """The check called ``name``, or ``None`` when the report has none."""
+        return next((check for check in self.checks if check.name == name), None)
 
     def __getitem__(self, name: str) -> CheckResult:
-        for check in self.checks:
-            if check.name == name:
-                return check
-        raise KeyError(f"no check named {name!r}; have {[c.name for c in self.checks]}")
+        check = self.get(name)
+        if check is None:
+            raise KeyError(f"no check named {name!r}; have {[c.name for c in self.checks]}")
+        return check
 
     def to_markdown(self) -> str:
         lines = [
@@ -128,7 +137,7 @@ def trap_report(
     rng_key=None,
     num_restart_steps: int | None = None,
 ) -> TrapReport:
-    """Run every trap and memorisation check that the given inputs allow.
+    """Run every trap and memorization check that the given inputs allow.
 
     ``data``: a DataTree (``rs.run``, ``az.from_numpyro``) or a NumPyro ``MCMC``. Positions
     passed to ``sampler``, ``score_fn`` and ``logdensity_fn`` are rebuilt from the posterior
@@ -139,7 +148,9 @@ def trap_report(
     - ``reference``: draws of the target, compared directly and used as restart starts;
     - ``time_score_fn`` + ``schedule``: cross-check against reverse diffusion;
     - ``score_fn`` + trusted ``logdensity_fn``: score error along the chain and KSD;
-    - ``train_data`` (+ ``holdout``, ``starts``): memorisation.
+    - ``train_data`` (+ ``holdout``, ``starts``): memorization.
+
+    Checks whose inputs are missing are listed as skipped, with what they need.
     """
     started = time.perf_counter()
     tree = as_datatree(data)
@@ -150,21 +161,11 @@ def trap_report(
             tree, sampler, rng_key=keys[0], reference=reference, num_steps=num_restart_steps
         ),
         reference_comparison(tree, reference, rng_key=keys[1]),
-        (
-            annealed_cross_check(tree, time_score_fn, schedule, rng_key=keys[2])
-            if time_score_fn is not None and schedule is not None
-            else CheckResult.skipped(
-                "Langevin vs annealed", "needs `time_score_fn=` and `schedule=`."
-            )
-        ),
+        annealed_cross_check(tree, time_score_fn, schedule, rng_key=keys[2]),
         score_error_along_chain(
             tree, score_fn, logdensity_fn, reference=reference, rng_key=keys[3]
         ),
-        (
-            memorization_report(tree, train_data, holdout, starts, rng_key=keys[4])
-            if train_data is not None
-            else CheckResult.skipped("memorisation", "needs `train_data=`.")
-        ),
+        memorization_report(tree, train_data, holdout, starts, rng_key=keys[4]),
     ]
     return TrapReport(checks, time.perf_counter() - started, tree)
 

@@ -1,5 +1,5 @@
 """The statistics the checks are built from: a two-sample energy test, the kernel Stein
-discrepancy with the IMQ kernel, and nearest-neighbour distances. All in JAX, all on
+discrepancy with the IMQ kernel, and nearest-neighbor distances. All in JAX, all on
 ``(n, dim)`` float arrays."""
 
 from functools import partial
@@ -48,7 +48,7 @@ def _energy_test(pooled, is_first, key, num_permutations):
 def energy_test(x, y, *, rng_key, num_permutations: int = 200):
     """Energy distance between samples ``x`` (n, d) and ``y`` (m, d) (Szekely & Rizzo).
 
-    Coordinates are standardised by the pooled standard deviation first. Returns
+    Coordinates are standardized by the pooled standard deviation first. Returns
     ``(energy, coefficient, p_value)``: ``coefficient = E / (2 E|X - Y|)`` lies in [0, 1]
     (0: same law) and is the effect size; the permutation p-value assumes independent draws,
     so with autocorrelated MCMC draws trust the coefficient more than the p-value.

@@ -1,0 +1,206 @@
+"""Restart sensitivity: re-run the user's sampler from elsewhere and ask whether it ends where
+the user's chains did. Three steps: :func:`restart_starts` builds the start groups,
+:func:`run_restart_groups` runs and judges each group, :func:`restart_verdict` combines."""
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from robust_score._checks import check_count, check_sampling_algorithm
+from robust_score.diagnostics._data import Draws, as_datatree, as_sample_matrix, posterior_draws
+from robust_score.diagnostics._shared import (
+    check_dim,
+    compare,
+    energy_status,
+    flatten_draws,
+    match_length,
+    numpy_rng,
+    per_variable_rhat,
+    pooled,
+    rhat_1d,
+    run_quietly,
+    second_half,
+)
+from robust_score.diagnostics.result import RESTART, CheckResult, skip_if_missing, worst_status
+from robust_score.diagnostics.thresholds import (
+    ENERGY_FAIL,
+    GROUP_AGREEMENT_FACTOR,
+    MAX_GROUP_RHAT,
+    MIN_MOVED_FRACTION,
+)
+
+__all__ = ["restart_sensitivity", "restart_starts", "run_restart_groups", "restart_verdict"]
+
+# restart runs are thinned to about this many draws per chain
+_DRAWS_PER_RESTART = 200
+
+
+class RestartSetup(NamedTuple):
+    """What every restart group is run and judged against."""
+
+    sampler: object  # the user's blackjax.SamplingAlgorithm
+    draws: Draws  # the user's posterior
+    user: np.ndarray  # the user's kept draws, (chain, draw/2, dim)
+    center: np.ndarray  # their per-coordinate mean, (dim,)
+    num_steps: int  # steps per restart chain
+    max_points: int  # subsample size of the energy tests
+
+
+def restart_sensitivity(
+    data,
+    sampler,
+    *,
+    rng_key=None,
+    reference=None,
+    num_chains: int = 8,
+    num_steps: int | None = None,
+    scales=(3.0, 10.0, 100.0),
+    max_points: int = 500,
+) -> CheckResult:
+    """Re-run ``sampler`` from overdispersed starts (and from ``reference`` draws) and ask
+    whether those chains end where the user's did.
+
+    Starts are ``m + scale * sqrt(d) * s * u`` (``m``, ``s``: per-coordinate mean and sd of
+    the user's draws, ``u`` a uniform random direction), one group of ``num_chains`` per
+    scale, run for ``num_steps`` (default: as many steps as the user's run kept, at least
+    200). Each group's second half is compared with the user's second half by an energy
+    test; R-hat across all groups is reported. A trap with shared starts shows as a group
+    that leaves and ends elsewhere.
+    """
+    skipped = skip_if_missing(RESTART, sampler)
+    if skipped is not None:
+        return skipped
+    check_sampling_algorithm(sampler, "sampler")
+    check_count(num_chains, "num_chains")
+    check_count(max_points, "max_points", minimum=2)
+    tree = as_datatree(data)
+    draws = posterior_draws(tree)
+    if num_steps is None:
+        thin = int(tree["posterior"].attrs.get("thin", 1))
+        num_steps = max(_DRAWS_PER_RESTART, draws.flat.shape[1] * thin)
+    check_count(num_steps, "num_steps")
+    rng_key, rng = numpy_rng(rng_key)
+    user = second_half(draws)
+    setup = RestartSetup(sampler, draws, user, pooled(user).mean(axis=0), num_steps, max_points)
+    rng_key, starts = restart_starts(rng_key, rng, setup, scales, num_chains, reference)
+    groups, chains = run_restart_groups(rng_key, rng, setup, starts)
+    return restart_verdict(groups, chains, rng, setup)
+
+
+def restart_starts(rng_key, rng, setup: RestartSetup, scales, num_chains, reference):
+    """``(rng_key, {label: (num_chains, dim) flat starts})``: one overdispersed group per
+    scale, plus one of ``reference`` draws when given."""
+    spread = pooled(setup.user).std(axis=0)
+    # a chain that never moved has sd 0: fall back to a scale that still overdisperses
+    spread = np.where(spread > 0, spread, np.maximum(1e-3, np.abs(setup.center).mean()))
+    dim = setup.draws.dim
+    starts = {}
+    for factor in scales:
+        rng_key, key = jax.random.split(rng_key)
+        # random directions at one standardized radius: in low dimension a Gaussian draw
+        # can land near the center and restart inside the very region under test
+        noise = np.asarray(jax.random.normal(key, (num_chains, dim)))
+        directions = noise / np.linalg.norm(noise, axis=1, keepdims=True)
+        starts[f"overdispersed x{factor:g}"] = (
+            setup.center + factor * math.sqrt(dim) * spread * directions
+        )
+    if reference is not None:
+        matrix = check_dim(as_sample_matrix(reference, "reference"), dim, "reference")
+        index = rng.choice(len(matrix), size=min(num_chains, len(matrix)), replace=False)
+        starts["reference draws"] = matrix[index]
+    return rng_key, starts
+
+
+def run_restart_groups(rng_key, rng, setup: RestartSetup, starts: dict):
+    """Run the sampler from each start group and judge it against the user's draws:
+    ``({label: group details with its status}, [each group's finite chains])``."""
+    groups, chains = {}, []
+    for label, flat_starts in starts.items():
+        rng_key, run_key, test_key = jax.random.split(rng_key, 3)
+        restart = _run_group(setup, run_key, flat_starts)
+        user, slices = pooled(setup.user), setup.draws.slices
+        comparison = compare(user, pooled(restart), test_key, rng, setup.max_points, slices)
+        if comparison is None:
+            groups[label] = {"status": "warn", "note": "every restart chain diverged"}
+            continue
+        finite = np.isfinite(restart).all(axis=(1, 2))
+        comparison["diverged_chains"] = int((~finite).sum())
+        distances = np.linalg.norm(restart[finite] - setup.center, axis=-1)
+        comparison["mean_distance"] = float(distances.mean() / math.sqrt(setup.draws.dim))
+        comparison["group_rhat"] = rhat_1d(distances)
+        rng_key = _judge_group(
+            comparison, restart[finite], flat_starts[finite], rng_key, rng, setup
+        )
+        groups[label] = comparison
+        chains.append(match_length(restart[finite], setup.user.shape[1]))
+    return groups, chains
+
+
+def _run_group(setup: RestartSetup, run_key, flat_starts) -> np.ndarray:
+    """The second halves ``(chain, draw/2, dim)`` of the chains run from ``flat_starts``."""
+    draws = setup.draws
+    template = jax.tree.leaves(draws.unravel(jnp.zeros(draws.dim)))
+    positions = jax.vmap(draws.unravel)(jnp.asarray(flat_starts, jnp.result_type(*template)))
+    thin = max(1, setup.num_steps // _DRAWS_PER_RESTART)
+    restart = flatten_draws(run_quietly(setup.sampler, run_key, positions, setup.num_steps, thin))
+    return restart[:, restart.shape[1] // 2 :]
+
+
+def _judge_group(comparison, kept, kept_starts, rng_key, rng, setup: RestartSetup):
+    """Set ``comparison["status"]``: the energy verdict, downgraded to an inconclusive
+    ``warn`` when the group is not self-consistent. Returns the advanced ``rng_key``."""
+    # Only restarts that agree with each other are evidence against the user's chains;
+    # restarts that have not converged themselves (a hard target, too few steps) are not:
+    # the user-vs-restart effect must dwarf the effect between two halves of the group.
+    status = energy_status(comparison)
+    if status == "fail" and len(kept) >= 2:
+        rng_key, split_key = jax.random.split(rng_key)
+        half = len(kept) // 2
+        within = compare(pooled(kept[:half]), pooled(kept[half:]), split_key, rng, setup.max_points)
+        comparison["within_group_coefficient"] = within["coefficient"]
+        if comparison["coefficient"] < GROUP_AGREEMENT_FACTOR * within["coefficient"]:
+            status = "warn"
+            comparison["note"] = "restarts disagree among themselves: inconclusive"
+    # restarts that barely left their starting points (a sampler stuck far out in the
+    # tails) say nothing about where the user's chains should be
+    start_offsets = np.linalg.norm(kept_starts - setup.center, axis=-1)
+    travelled = np.linalg.norm(kept[:, -1] - kept_starts, axis=-1)
+    comparison["moved_fraction"] = float(np.median(travelled / np.maximum(start_offsets, 1e-300)))
+    for inconclusive, note in (
+        (comparison["moved_fraction"] < MIN_MOVED_FRACTION, "barely moved from their starts"),
+        (comparison["group_rhat"] > MAX_GROUP_RHAT, "have not mixed among themselves"),
+    ):
+        if status == "fail" and inconclusive:
+            status = "warn"
+            comparison["note"] = f"restarts {note}: inconclusive"
+    comparison["status"] = status
+    return rng_key
+
+
+def restart_verdict(groups: dict, chains: list, rng, setup: RestartSetup) -> CheckResult:
+    """The check's result: the worst group's status, the largest energy coefficient, and
+    the R-hat across the user's chains and every group's."""
+    combined = np.concatenate([c for c in [setup.user, *chains] if len(c)], axis=0)
+    rhat = per_variable_rhat(combined, rng)
+    coefficient = max((g.get("coefficient", 0.0) for g in groups.values()), default=0.0)
+    status = worst_status(g["status"] for g in groups.values())
+    sqrt_d = math.sqrt(setup.draws.dim)
+    user_distance = float(np.linalg.norm(setup.user - setup.center, axis=-1).mean() / sqrt_d)
+    worst_group = max(groups, key=lambda k: groups[k].get("coefficient", 0.0))
+    explanation = {
+        "ok": "chains restarted from overdispersed starts end where yours did",
+        "warn": f"chains restarted from '{worst_group}' end somewhat differently from yours",
+        "fail": f"chains restarted from '{worst_group}' end elsewhere: your chains look trapped "
+        "by where they started",
+    }[status]
+    details = {
+        "groups": groups,
+        "rhat_across_groups": rhat,
+        "user_mean_distance": user_distance,
+        "num_steps": setup.num_steps,
+        "max_points": setup.max_points,
+    }
+    return CheckResult(RESTART, status, coefficient, ENERGY_FAIL, explanation + ".", details)
