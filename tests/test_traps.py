@@ -1,7 +1,7 @@
 """The paper's phenomena as regression tests (Cao, Chen, Sridharan & Wu, ICML 2026).
 
 Thm 1: a score with exponentially small L2 error under the target traps ULA started at the
-trap's centre; the exact score from the same start reaches the target. Thm 7: a score that
+trap's center; the exact score from the same start reaches the target. Thm 7: a score that
 pulls towards training points near each of them keeps chains started at training points there.
 """
 
@@ -27,12 +27,12 @@ def _final_distance(tree, center, last=20):
 @pytest.mark.parametrize(
     "case",
     [
-        # Thm 1 defaults: target N(mu, I), ||mu|| = 7 sqrt(d); trap -(x) inside 4 sqrt(d)
+        # Thm 1 defaults: target N(mu, I), ||mu|| = 7 sqrt(d); trap -x inside 4 sqrt(d)
         {"mean": 7.0, "trap": {}, "step_size": 0.1, "target_distance": math.sqrt(50 * DIM)},
         # target N(0, I) itself, with a trap inside 0.6 sqrt(d) pulling at rate 4
         {
             "mean": 0.0,
-            "trap": {"r_in": 0.6 * math.sqrt(DIM), "r_out": 0.7 * math.sqrt(DIM), "alpha": 4.0},
+            "trap": {"r_in": 0.6 * math.sqrt(DIM), "r_out": 0.7 * math.sqrt(DIM), "stiffness": 4.0},
             "step_size": 0.05,
             "target_distance": math.sqrt(DIM),
         },
@@ -44,7 +44,7 @@ def test_center_trap_holds_ula_while_exact_score_escapes(case):
     exact = rs.scores.gaussian(mean, 1.0)
     trapped = rs.scores.center_trap(exact, **case["trap"])
     center = jnp.zeros(DIM)
-    starts = jnp.zeros((NUM_CHAINS, DIM))  # every chain at the trap's centre
+    starts = jnp.zeros((NUM_CHAINS, DIM))  # every chain at the trap's center
 
     target_draws = mean + jax.random.normal(jax.random.key(0), (2000, DIM))
     assert float(rs.scores.l2_error(trapped, exact, target_draws)) < 1e-3
@@ -57,7 +57,7 @@ def test_center_trap_holds_ula_while_exact_score_escapes(case):
     target = case["target_distance"]
     # exact ULA: within 3 % (its O(h) variance bias moves ||x|| by < 0.5 %, MC error < 0.2 %)
     assert abs(_final_distance(runs["exact"], center) / target - 1) < 0.03
-    # trapped ULA: stays near the centre, well below 0.6x the target's distance
+    # trapped ULA: stays near the center, well below 0.6x the target's distance
     assert _final_distance(runs["trapped"], center) < 0.6 * target
 
 
@@ -70,12 +70,12 @@ def test_memorization_trap_keeps_chains_at_training_points_but_not_fresh_ones():
 
     exact = rs.scores.gaussian(jnp.zeros(DIM), 1.0)
     radius = 0.16 * math.sqrt(DIM)
-    memorizing = rs.scores.memorization_trap(exact, train, radius=radius, alpha=100.0)
+    memorizing = rs.scores.memorization_trap(exact, train, radius=radius, stiffness=100.0)
     target_draws = jax.random.normal(jax.random.key(4), (2000, DIM))
     assert float(rs.scores.l2_error(memorizing, exact, target_draws)) < 1e-3
 
-    # step 0.005 << 2 / alpha: the well's ULA spread sqrt(d / (alpha (1 - alpha h / 2)))
-    # = 0.115 sqrt(d) sits inside the radius 0.16 sqrt(d)
+    # step 0.005 << 2 / stiffness: the well's ULA spread sqrt(d / (k (1 - k h / 2))) with
+    # k = stiffness = 100 is 0.115 sqrt(d), inside the radius 0.16 sqrt(d)
     algorithm = rs.ula(memorizing, 0.005)
     from_train = rs.run(algorithm, key_run, train[:16], 1000, thin=50)
     fresh = jax.random.normal(key_fresh, (16, DIM))

@@ -1,4 +1,5 @@
-"""What a score is: exact scores, adapters, the paper's trap constructions, error measures.
+"""What a score is: exact scores, adapters, the memorizing empirical score, the paper's trap
+constructions, error measures.
 
 A score is ``score_fn(x) -> grad log p(x)`` shaped like ``x`` (``x`` may be a pytree); a time
 score is ``score_fn(x, t) -> grad log p_t(x)`` under a :mod:`robust_score.schedules` schedule.
@@ -10,6 +11,7 @@ from robust_score.scores.adapters import (
     from_v_prediction,
     from_x0_prediction,
 )
+from robust_score.scores.empirical import empirical_logdensity, empirical_score
 from robust_score.scores.exact import (
     from_logdensity,
     gaussian,
@@ -30,6 +32,8 @@ __all__ = [
     "blend_weight",
     "center_trap",
     "center_trap_time",
+    "empirical_logdensity",
+    "empirical_score",
     "from_denoiser",
     "from_eps_prediction",
     "from_logdensity",

@@ -16,18 +16,10 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from robust_score._checks import check_callable, check_schedule
 from robust_score.schedules import Schedule
 
 __all__ = ["from_denoiser", "from_eps_prediction", "from_v_prediction", "from_x0_prediction"]
-
-
-def _check(model, name: str, schedule) -> None:
-    if not callable(model):
-        raise TypeError(f"`{name}` must be callable, got {type(model).__name__}.")
-    if not isinstance(schedule, Schedule):
-        raise TypeError(
-            f"`schedule` must be a robust_score.schedules.Schedule, got {type(schedule).__name__}."
-        )
 
 
 def _time_and_coefficients(schedule: Schedule, x, t):
@@ -37,7 +29,8 @@ def _time_and_coefficients(schedule: Schedule, x, t):
 
 def from_x0_prediction(x0_fn: Callable, schedule: Schedule) -> Callable:
     """``x0_fn(x, t) ~ E[x_0 | x_t = x]``: ``score = (alpha x0_hat - x) / sigma^2``."""
-    _check(x0_fn, "x0_fn", schedule)
+    check_callable(x0_fn, "x0_fn", "x0_fn(x, t)")
+    check_schedule(schedule)
 
     def score(x, t):
         t, alpha, sigma = _time_and_coefficients(schedule, x, t)
@@ -47,9 +40,10 @@ def from_x0_prediction(x0_fn: Callable, schedule: Schedule) -> Callable:
 
 
 def from_eps_prediction(eps_fn: Callable, schedule: Schedule) -> Callable:
-    """``eps_fn(x, t) ~ E[eps | x_t = x]`` (DDPM's parameterisation):
+    """``eps_fn(x, t) ~ E[eps | x_t = x]`` (DDPM's parameterization):
     ``score = -eps_hat / sigma``."""
-    _check(eps_fn, "eps_fn", schedule)
+    check_callable(eps_fn, "eps_fn", "eps_fn(x, t)")
+    check_schedule(schedule)
 
     def score(x, t):
         t, _, sigma = _time_and_coefficients(schedule, x, t)
@@ -66,7 +60,8 @@ def from_v_prediction(v_fn: Callable, schedule: Schedule) -> Callable:
     denominator is 1 for variance-preserving schedules; keeping it makes the adapter right for
     any schedule.
     """
-    _check(v_fn, "v_fn", schedule)
+    check_callable(v_fn, "v_fn", "v_fn(x, t)")
+    check_schedule(schedule)
 
     def score(x, t):
         t, alpha, sigma = _time_and_coefficients(schedule, x, t)
@@ -85,7 +80,8 @@ def from_denoiser(denoiser: Callable, schedule: Schedule) -> Callable:
     ``score = (alpha D(x / alpha, sigma / alpha) - x) / sigma^2``. For ``ve``/``edm``
     schedules ``alpha = 1`` and this is ``(D(x, sigma) - x) / sigma^2``.
     """
-    _check(denoiser, "denoiser", schedule)
+    check_callable(denoiser, "denoiser", "denoiser(x_hat, sigma_hat)")
+    check_schedule(schedule)
 
     def score(x, t):
         t, alpha, sigma = _time_and_coefficients(schedule, x, t)

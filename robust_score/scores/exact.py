@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from robust_score._checks import check_callable, check_schedule
 from robust_score.schedules import Schedule
 
 __all__ = [
@@ -27,9 +28,8 @@ __all__ = [
 
 
 def from_logdensity(logdensity_fn: Callable) -> Callable:
-    """The score ``x -> grad log p(x)`` of a (possibly unnormalised) log density, by autodiff."""
-    if not callable(logdensity_fn):
-        raise TypeError(f"`logdensity_fn` must be callable, got {type(logdensity_fn).__name__}.")
+    """The score ``x -> grad log p(x)`` of a (possibly unnormalized) log density, by autodiff."""
+    check_callable(logdensity_fn, "logdensity_fn", "logdensity_fn(x)")
     return jax.grad(logdensity_fn)
 
 
@@ -139,8 +139,7 @@ def _build(components: _Components, schedule: Schedule | None, want: str) -> Cal
             return out if index == 0 else unravel(out)
 
         return fn
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"`schedule` must be a robust_score.schedules.Schedule, got {schedule!r}.")
+    check_schedule(schedule)
 
     def time_fn(x, t):
         flat, unravel = ravel_pytree(x)
@@ -181,7 +180,7 @@ def gaussian_mixture(weights, means, covs, *, schedule: Schedule | None = None) 
     """Exact score of ``sum_k w_k N(means_k, covs_k)``, with a stable log-sum-exp.
 
     ``means`` is ``(K, d)``; ``covs`` a scalar, ``(K,)`` isotropic, ``(K, d)`` diagonal or
-    ``(K, d, d)`` full. ``weights`` are normalised. With a ``schedule``, the time score of the
+    ``(K, d, d)`` full. ``weights`` are normalized. With a ``schedule``, the time score of the
     noised mixture (each component noised as in :func:`gaussian`).
     """
     return _build(_components(weights, means, covs, cov_name="covs"), schedule, "score")

@@ -13,6 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from robust_score._checks import (
+    check_callable,
+    check_data_matrix,
+    check_positive_scalar,
+    check_schedule,
+)
 from robust_score.schedules import Schedule
 
 __all__ = [
@@ -46,19 +52,20 @@ def center_trap(
     *,
     r_in: float | None = None,
     r_out: float | None = None,
-    alpha: float = 1.0,
+    stiffness: float = 1.0,
 ) -> Callable:
-    """Thm 1: a wrong attractor ``-alpha (x - center)`` inside ``||x - center|| <= r_in``,
+    """Thm 1: a wrong attractor ``-stiffness (x - center)`` inside ``||x - center|| <= r_in``,
     ``base_score`` outside ``r_out``, a Lipschitz blend in the shell between.
 
-    Defaults reproduce Thm 1: ``center = 0``, ``r_in = 4 sqrt(d)``, ``r_out = 5 sqrt(d)``
-    (``d`` the number of entries of the position), ``alpha = 1``. With the target
-    ``N(mu, I)``, ``||mu|| = 7 sqrt(d)``, a chain started near the centre stays at
-    ``||x|| ~ sqrt(d / alpha)``, while the target sits at ``||x|| ~ sqrt(50 d)``.
+    ``stiffness`` is the strength of the wrong pull (the paper's ``alpha``, renamed so as not
+    to be confused with a schedule's ``alpha(t)``). Defaults reproduce Thm 1: ``center = 0``,
+    ``r_in = 4 sqrt(d)``, ``r_out = 5 sqrt(d)`` (``d`` the number of entries of the
+    position), ``stiffness = 1``. With the target ``N(mu, I)``, ``||mu|| = 7 sqrt(d)``, a
+    chain started near the center stays at ``||x|| ~ sqrt(d / stiffness)``, while the target
+    sits at ``||x|| ~ sqrt(50 d)``.
     """
-    if not callable(base_score):
-        raise TypeError(f"`base_score` must be callable, got {type(base_score).__name__}.")
-    field = _center_trap_field(center, r_in, r_out, alpha)
+    check_callable(base_score, "base_score")
+    field = _center_trap_field(center, r_in, r_out, stiffness)
 
     def score(x):
         return _apply(field, x, 1.0, base_score(x))
@@ -70,21 +77,21 @@ def memorization_trap(
     base_score: Callable,
     train_data,
     radius: float | None = None,
-    alpha: float = 100.0,
+    stiffness: float = 100.0,
     *,
     blend: float = 0.25,
 ) -> Callable:
-    """Thm 7: an attractor ``-alpha (x - x_i)`` towards the nearest training point ``x_i``
+    """Thm 7: an attractor ``-stiffness (x - x_i)`` towards the nearest training point ``x_i``
     within ``radius`` of it, ``base_score`` beyond ``(1 + blend) radius``, linear blend between.
 
     ``train_data`` is ``(n, *event_shape)``. Defaults: ``radius = 0.16 sqrt(d)`` (the paper's),
-    ``alpha = 100`` so the well's own spread ``sqrt(d / alpha) = 0.1 sqrt(d)`` sits inside the
-    radius (use ULA steps well below ``2 / alpha``). The paper assumes training points in
-    general position (pairwise distances >= 0.4 sqrt(d)), which keeps the wells disjoint.
+    ``stiffness = 100`` (the paper's ``alpha``) so the well's own spread
+    ``sqrt(d / stiffness) = 0.1 sqrt(d)`` sits inside the radius (use ULA steps well below
+    ``2 / stiffness``). The paper assumes training points in general position (pairwise
+    distances >= 0.4 sqrt(d)), which keeps the wells disjoint.
     """
-    if not callable(base_score):
-        raise TypeError(f"`base_score` must be callable, got {type(base_score).__name__}.")
-    field = _memorization_field(train_data, radius, alpha, blend)
+    check_callable(base_score, "base_score")
+    field = _memorization_field(train_data, radius, stiffness, blend)
 
     def score(x):
         return _apply(field, x, 1.0, base_score(x))
@@ -98,12 +105,11 @@ def _apply(field, x, scaling, base):
     return unravel(field(flat, scaling, ravel_pytree(base)[0]))
 
 
-def _center_trap_field(center, r_in, r_out, alpha):
-    """The centre trap on a flat vector, carried by the forward scaling ``alpha(t)``
+def _center_trap_field(center, r_in, r_out, stiffness):
+    """The center trap on a flat vector, carried by the forward scaling ``alpha(t)``
     (``scaling = 1`` in data space): attractor inside ``scaling * r_in`` around
     ``scaling * center``, the base score outside ``scaling * r_out``."""
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"`alpha` must be a positive finite number, got {alpha}.")
+    check_positive_scalar(stiffness, "stiffness")
     if r_in is not None and r_out is not None:
         _check_radii(r_in, r_out)
     center_flat = None if center is None else np.asarray(ravel_pytree(center)[0])
@@ -117,26 +123,21 @@ def _center_trap_field(center, r_in, r_out, alpha):
             raise ValueError(f"`center` has {c.size} entries but the position has {dim}.")
         offset = flat - scaling * c
         weight = blend_weight(jnp.linalg.norm(offset), scaling * inner, scaling * outer)
-        return weight * (-alpha * offset) + (1.0 - weight) * base
+        return weight * (-stiffness * offset) + (1.0 - weight) * base
 
     return field
 
 
-def _memorization_field(train_data, radius, alpha, blend):
-    """The memorisation trap on a flat vector: wells at ``scaling * x_i``."""
+def _memorization_field(train_data, radius, stiffness, blend):
+    """The memorization trap on a flat vector: wells at ``scaling * x_i``."""
+    check_data_matrix(train_data, "train_data")
+    # the values as given, in float64 (the check's copy is in the default float dtype)
     data = np.asarray(train_data, dtype=np.float64)
-    if data.ndim < 2 or data.shape[0] < 1:
-        raise ValueError(
-            f"`train_data` must be shaped (num_points, *event_shape), got {data.shape}."
-        )
-    if not np.all(np.isfinite(data)):
-        raise ValueError("`train_data` has non-finite values.")
     data = data.reshape(data.shape[0], -1)
     dim = data.shape[1]
     radius = _scale(radius, dim, 0.16)
     _check_radii(radius, radius * (1 + blend), names=("radius", "(1 + blend) * radius"))
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"`alpha` must be a positive finite number, got {alpha}.")
+    check_positive_scalar(stiffness, "stiffness")
     squared_norms = np.sum(data**2, axis=1)
 
     def field(flat, scaling, base):
@@ -150,21 +151,9 @@ def _memorization_field(train_data, radius, alpha, blend):
         offset = flat - scaling * points[jnp.argmin(squared)]
         inner = scaling * radius
         weight = blend_weight(jnp.linalg.norm(offset), inner, inner * (1 + blend))
-        return weight * (-alpha * offset) + (1.0 - weight) * base
+        return weight * (-stiffness * offset) + (1.0 - weight) * base
 
     return field
-
-
-def _check_time_trap_inputs(base_time_score, schedule) -> None:
-    if not callable(base_time_score):
-        raise TypeError(
-            f"`base_time_score` must be callable as base_time_score(x, t), "
-            f"got {type(base_time_score).__name__}."
-        )
-    if not isinstance(schedule, Schedule):
-        raise TypeError(
-            f"`schedule` must be a robust_score.schedules.Schedule, got {type(schedule).__name__}."
-        )
 
 
 def center_trap_time(
@@ -174,13 +163,13 @@ def center_trap_time(
     *,
     r_in: float | None = None,
     r_out: float | None = None,
-    alpha: float = 1.0,
+    stiffness: float = 1.0,
 ) -> Callable:
     """:func:`center_trap` at every noise level: a time score ``(x, t) -> ...`` that is wrong
     only where ``p_t`` has (exponentially) no mass, at every ``t``.
 
     At time ``t`` the trap is the data-space trap carried by the forward scaling
-    ``x -> alpha(t) x``: the attractor ``-alpha_trap (x - alpha(t) center)`` inside
+    ``x -> alpha(t) x``: the attractor ``-stiffness (x - alpha(t) center)`` inside
     ``||x - alpha(t) center|| <= alpha(t) r_in``, ``base_time_score(x, t)`` outside
     ``alpha(t) r_out``, the same Lipschitz blend in between (defaults as in
     :func:`center_trap`: ``r_in = 4 sqrt(d)``, ``r_out = 5 sqrt(d)``, ``center = 0``).
@@ -190,22 +179,23 @@ def center_trap_time(
     2 alpha sigma R Z`` with ``Z ~ N(0, 1)`` given ``x_0``. Bounding the cross term by
     ``delta alpha^2 R^2 + sigma^2 Z^2 / delta`` gives ``||x_t - alpha c||^2 >= (1 - delta)
     alpha^2 R^2`` unless ``Z^2 > delta ||eps||^2 ~ delta d``, which has probability
-    ``~ exp(-delta d / 2)``: noise does not bring a draw closer to the scaled centre. So ``p_t``
+    ``~ exp(-delta d / 2)``: noise does not bring a draw closer to the scaled center. So ``p_t``
     puts no more mass in the scaled trap than ``p`` puts in the data-space ball of radius
     ``r_out / sqrt(1 - delta)``, plus ``exp(-delta d / 2)``. For the paper's target
     ``N(mu, I)``, ``||mu|| = 7 sqrt(d)``, ``R ~ 7.07 sqrt(d)`` exceeds
     ``r_out / sqrt(1 - delta) = 5.8 sqrt(d)`` at ``delta = 1/4``: the mass is exponentially
     small in ``d`` at every ``t``. Shrinking the trap with ``alpha`` is what makes this hold
     under VP schedules: a fixed ball around ``0`` would contain all of ``p_T ~ N(0, I)``. The
-    slope ``alpha_trap`` is kept fixed, so the score's Lipschitz constant does not blow up as
+    ``stiffness`` is kept fixed, so the score's Lipschitz constant does not blow up as
     ``alpha(t) -> 0``.
 
     At ``t_min`` (``alpha ~ 1``) this is :func:`center_trap` of the base score: Langevin with
-    that score started at the centre is trapped, while samplers that anneal from noise never
+    that score started at the center is trapped, while samplers that anneal from noise never
     enter the trap.
     """
-    _check_time_trap_inputs(base_time_score, schedule)
-    field = _center_trap_field(center, r_in, r_out, alpha)
+    check_callable(base_time_score, "base_time_score", "base_time_score(x, t)")
+    check_schedule(schedule)
+    field = _center_trap_field(center, r_in, r_out, stiffness)
 
     def score(x, t):
         scaling = schedule.alpha(jnp.asarray(t, jnp.result_type(*jax.tree.leaves(x))))
@@ -219,13 +209,13 @@ def memorization_trap_time(
     schedule: Schedule,
     train_data,
     radius: float | None = None,
-    alpha: float = 100.0,
+    stiffness: float = 100.0,
     *,
     blend: float = 0.25,
 ) -> Callable:
     """:func:`memorization_trap` at every noise level: at time ``t`` the wells sit at
     ``alpha(t) x_i`` with radius ``alpha(t) radius`` (blend out to ``(1 + blend)`` times that),
-    slope ``-alpha_trap (x - alpha(t) x_i)``, and ``base_time_score(x, t)`` elsewhere.
+    slope ``-stiffness (x - alpha(t) x_i)``, and ``base_time_score(x, t)`` elsewhere.
 
     The argument of :func:`center_trap_time` applies well by well: noise does not bring a draw
     closer to a scaled training point, so ``p_t`` gives each scaled well no more mass than
@@ -235,8 +225,9 @@ def memorization_trap_time(
     keeps the wells disjoint at every ``t``, since pairwise distances and radii shrink
     together. At ``t_min`` this is :func:`memorization_trap` of the base score.
     """
-    _check_time_trap_inputs(base_time_score, schedule)
-    field = _memorization_field(train_data, radius, alpha, blend)
+    check_callable(base_time_score, "base_time_score", "base_time_score(x, t)")
+    check_schedule(schedule)
+    field = _memorization_field(train_data, radius, stiffness, blend)
 
     def score(x, t):
         scaling = schedule.alpha(jnp.asarray(t, jnp.result_type(*jax.tree.leaves(x))))
