@@ -1,4 +1,4 @@
-"""rs.learn: the DSM trainer learns a Gaussian's score; the empirical score memorises."""
+"""rs.learn: the DSM trainer learns a Gaussian's score and drives the samplers."""
 
 import jax
 import jax.numpy as jnp
@@ -102,14 +102,12 @@ def test_trained_score_drives_the_samplers(gaussian_fit, schedule):
         algorithm.init(x)  # checks the score's signature, shape and dtype
     assert trained.score_time == schedule.t_min
     np.testing.assert_allclose(trained.score_fn(x), trained.time_score_fn(x, schedule.t_min))
-    draws = rs.diffusion.sample(
+    draws = rs.sample_batch(
         jax.random.key(7),
         trained.time_score_fn,
-        schedule,
+        rs.ReverseDiffusion(schedule, 50, method="sde"),
         2000,
         (DIM,),
-        method="sde",
-        num_steps=50,
     )
     # mean: sd of the estimate sqrt(2 / 2000) = 0.03; variance: sd 2 sqrt(2 / 2000) = 0.06.
     # Measured: mean within 0.07 of 1, variance within 0.13 of 2
@@ -117,52 +115,6 @@ def test_trained_score_drives_the_samplers(gaussian_fit, schedule):
     assert np.all(np.abs(np.var(draws, axis=0) - VAR) < 0.4)
     with pytest.raises(ValueError, match="`t`"):
         trained.at_time(2.0)
-
-
-def _check_gradient(schedule, times, rtol):
-    train = _target_draws(jax.random.key(8), 20)
-    score = jax.jit(rs.learn.empirical_score(train, schedule))
-    grad = jax.jit(jax.grad(rs.learn.empirical_logdensity(train, schedule)))
-    x = _target_draws(jax.random.key(9), 1)[0]
-    for t in times:
-        expected = grad(x, t)
-        scale = float(jnp.max(jnp.abs(expected)))  # up to ~2e4 at t_min
-        np.testing.assert_allclose(score(x, t), expected, rtol=rtol, atol=rtol * scale)
-    return train, x
-
-
-def test_empirical_score_is_the_gradient_of_the_empirical_log_density_x64(schedule, x64):
-    # at t_min (sigma = 0.01) the softmax exponents are ~1e4 and float32 rounding moves the
-    # weights by ~1e-3, differently in the two programs; float64 shows they are the same
-    _check_gradient(schedule, (schedule.t_min, 0.05, 0.5, schedule.T), rtol=1e-9)
-
-
-def test_empirical_score_is_the_gradient_of_the_empirical_log_density(schedule):
-    train, x = _check_gradient(schedule, (0.05, 0.5, schedule.T), rtol=1e-4)
-    # normalised: with one training point it is the log density of N(alpha x_1, sigma^2 I)
-    single = rs.learn.empirical_logdensity(train[:1], schedule)
-    t = 0.5
-    alpha, sigma = schedule.alpha(t), schedule.sigma(t)
-    gaussian = rs.scores.gaussian_logdensity(alpha * train[0], sigma**2)
-    np.testing.assert_allclose(single(x, t), gaussian(x), rtol=1e-5)
-
-
-def test_reverse_diffusion_with_the_empirical_score_returns_training_points(schedule):
-    train = _target_draws(jax.random.key(10), 20)
-    score = rs.learn.empirical_score(train, schedule)
-    # no final Tweedie step (it alone would snap any point onto the data): the trajectory
-    # itself must end at a training point, up to the noise sigma(t_min) = 0.01 it still carries
-    draws = rs.diffusion.sample(
-        jax.random.key(11), score, schedule, 64, (DIM,), num_steps=50, spacing="karras",
-        denoise=False,
-    )  # fmt: skip
-    distances = np.linalg.norm(np.asarray(draws)[:, None] - np.asarray(train)[None], axis=-1)
-    nearest = distances.min(axis=1) / np.sqrt(DIM)
-    gaps = np.linalg.norm(train[:, None] - train[None], axis=-1)[~np.eye(20, dtype=bool)]
-    # the training points are >= 0.56 sqrt(d) apart; measured: every draw within 0.02 sqrt(d)
-    # of one of them (median 0.011), 19 of the 20 points reached
-    assert gaps.min() / np.sqrt(DIM) > 0.5
-    assert nearest.max() < 0.05, f"farthest draw {nearest.max():.3f} sqrt(d) from the data"
 
 
 @pytest.mark.parametrize(
@@ -187,12 +139,6 @@ def test_train_dsm_rejects_bad_input(schedule, data, kwargs, error, name):
         rs.learn.train_dsm(data, schedule, rng_key=jax.random.key(0), **kwargs)
 
 
-def test_empirical_score_rejects_bad_input(schedule):
-    with pytest.raises(ValueError, match="`train_data`"):
-        rs.learn.empirical_score(np.zeros((0, 2)), schedule)
-    with pytest.raises(ValueError, match="`train_data`"):
-        rs.learn.empirical_logdensity(np.zeros(3), schedule)
-    with pytest.raises(TypeError, match="`schedule`"):
-        rs.learn.empirical_score(np.zeros((3, 2)), "vp")
-    with pytest.raises(ValueError, match="dimension"):
-        rs.learn.empirical_score(np.zeros((3, 2)), schedule)(jnp.zeros(3), 0.5)
+def test_learn_exports_only_what_users_call():
+    assert sorted(rs.learn.__all__) == ["TrainedScore", "TrainingSettings", "train_dsm"]
+    assert not hasattr(rs.learn, "empirical_score")  # it lives in rs.scores
