@@ -1,13 +1,54 @@
 """``robust-score reproduce --quick``: runs, writes its outputs, and shows the paper's
 ordering on the constructions (learned-score numbers are reported as measured, not asserted
-against the paper)."""
+against the paper). The paper's applications stay out of the library's import graph."""
 
 import csv
 import math
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from robust_score.cli import main
+from robust_score.paper import reproduce
+from robust_score.paper.records import Row
+
+PACKAGE = Path(__file__).resolve().parents[1] / "robust_score"
+
+
+def test_the_library_does_not_import_the_paper_applications():
+    # only the command line (inside its subcommands) and the paper package itself may
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] == "paper" or relative == Path("cli.py"):
+            continue
+        source = path.read_text()
+        assert not re.search(r"robust_score\.paper|from robust_score import .*\bpaper\b", source), (
+            relative
+        )
+    code = (
+        "import sys, robust_score\n"
+        "print(any(m.startswith('robust_score.paper') for m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_rows_write_empty_cells_for_fields_a_row_does_not_have(tmp_path):
+    learned = Row("G", "ULA", "fresh", "KL", 1.25, score_evals=10, sd=0.5, repeats=2)
+    construction = Row("Thm 1", "ULA", "centre", "norm", 1.0, 7.0, 20, verdict="TRAPPED")
+    reproduce._write_csv(tmp_path / "results.csv", [learned, construction])
+    with open(tmp_path / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert (rows[0]["sd"], rows[0]["target"], rows[0]["verdict"]) == ("0.5", "", "")
+    assert (rows[1]["sd"], rows[1]["repeats"], rows[1]["target"]) == ("", "", "7.0")
+    table = reproduce._table([learned, construction], [], "settings", 1.0)
+    assert "| G | ULA | fresh | KL | 1.250 ± 0.500 (2 runs) |  | 10 | 0 |  |" in table
+    assert "| Thm 1 | ULA | centre | norm | 1.000 | 7.000 | 20 | 0 | TRAPPED |" in table
 
 
 @pytest.mark.slow
