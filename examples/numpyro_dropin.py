@@ -1,6 +1,6 @@
 """NumPyro drop-in: the same model sampled by NUTS and by rs.numpyro.ScoreLangevin.
 
-Two models (eight schools, non-centred; a synthetic logistic regression, d = 10), four kernels:
+Two models (eight schools, non-centerd; a synthetic logistic regression, d = 10), four kernels:
 
 - NUTS, the reference;
 - ScoreLangevin(adjust=True): MALA with the model's exact score — agrees with NUTS;
@@ -55,7 +55,7 @@ def logistic_data(n=200, p=9):
 
 
 PROBLEMS = {
-    "eight schools (non-centred)": (
+    "eight schools (non-centerd)": (
         eight_schools,
         (np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0]),),
         {"y": np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])},
@@ -90,8 +90,8 @@ def trapped_score(model, args, kwargs, unconstrained_draws, start):
     nearest = float(jnp.linalg.norm(flat_draws - flat_start, axis=-1).min())
     r_out = 0.9 * nearest
     r_in = 0.6 * r_out
-    alpha = 4.0 * flat_start.size / r_in**2  # the well's spread sqrt(d / alpha) = r_in / 2
-    trap = rs.scores.center_trap(exact, start, r_in=r_in, r_out=r_out, alpha=alpha)
+    stiffness = 4.0 * flat_start.size / r_in**2  # the well's spread sqrt(d / k) = r_in / 2
+    trap = rs.scores.center_trap(exact, start, r_in=r_in, r_out=r_out, stiffness=stiffness)
     error = float(rs.scores.l2_error(trap, exact, unconstrained_draws))
     return trap, error, r_out
 

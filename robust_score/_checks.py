@@ -310,7 +310,7 @@ def check_continuous(sites: dict, who: str) -> None:
     if discrete:
         raise ValueError(
             f"{who} does not support discrete latent sites, but the model has {discrete}. "
-            "Marginalise them out of the model (e.g. with a mixture distribution), or use "
+            "Marginalize them out of the model (e.g. with a mixture distribution), or use "
             "numpyro.infer.DiscreteHMCGibbs / MixedHMC."
         )
 

@@ -137,16 +137,16 @@ def sample_chains(
     sample_args = (algorithm, num_warmup, num_draws, thin, progress_bar, mesh)
     try:
         hash(sample_args)
-        initialise, sampler = partial(_init, *init_args), partial(_sample, *sample_args)
+        initialize, sampler = partial(_init, *init_args), partial(_sample, *sample_args)
     except TypeError:  # an unhashable algorithm still runs, compiled afresh per call
-        initialise = jax.jit(partial(_init.__wrapped__, *init_args))
+        initialize = jax.jit(partial(_init.__wrapped__, *init_args))
         sampler = jax.jit(partial(_sample.__wrapped__, *sample_args))
     if isinstance(initial_positions, RunState):
         states, start = initial_positions.states, initial_positions.step
     else:
         if mesh is not None:
             initial_positions = jax.device_put(initial_positions, _chain_sharding(mesh))
-        states, start = initialise(rng_key, initial_positions), 0
+        states, start = initialize(rng_key, initial_positions), 0
     with _ProgressBar(progress_bar, num_warmup + num_draws * thin):
         states, positions, stats = sampler(rng_key, states, jnp.asarray(start, jnp.int32))
     final = RunState(states, start + num_warmup + num_draws * thin)
@@ -246,7 +246,7 @@ def _as_mesh(devices, num_chains):
 
 
 def _reduce_block(infos):
-    """Summarise a thinning block per chain: scalar fields only; bool -> any, number -> mean."""
+    """Summarize a thinning block per chain: scalar fields only; bool -> any, number -> mean."""
     fields = infos._asdict() if hasattr(infos, "_asdict") else {}
     reduced = {}
     for name, value in fields.items():

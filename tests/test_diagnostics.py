@@ -34,7 +34,7 @@ EXACT = rs.scores.gaussian(jnp.zeros(DIM), 1.0)
 # The shell reaches 0.8 sqrt(d) so the radial barrier (where the pull stops beating the
 # r^(d-1) volume growth, ~0.75 sqrt(d)) sits far from the well: no chain escapes in 2000 steps.
 TRAPPED = rs.scores.center_trap(
-    EXACT, r_in=0.6 * math.sqrt(DIM), r_out=0.8 * math.sqrt(DIM), alpha=4.0
+    EXACT, r_in=0.6 * math.sqrt(DIM), r_out=0.8 * math.sqrt(DIM), stiffness=4.0
 )
 
 

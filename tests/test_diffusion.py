@@ -57,8 +57,8 @@ def assert_matches_mixture(draws, weights, means, variances, *, weight_tol=0.03,
     assert weight_error < weight_tol, f"mode weights {found.round(3)} vs {weights.round(3)}"
     mean, cov = _mixture_moments(weights, means, variances)
     z_mean = (draws.mean(0) - mean) / (draws.std(0) / math.sqrt(n))
-    centred = draws - mean
-    products = centred[:, :, None] * centred[:, None, :]
+    centerd = draws - mean
+    products = centerd[:, :, None] * centerd[:, None, :]
     z_cov = (products.mean(0) - cov) / (products.std(0) / math.sqrt(n))
     worst = max(np.abs(z_mean).max(), np.abs(z_cov).max())
     assert worst < z_bound, f"moments off: max |z| = {worst:.1f} (bound {z_bound})"
@@ -105,7 +105,7 @@ def _trapped_score(schedule, dim):
         alpha, sigma = schedule.alpha(t), schedule.sigma(t)
         return -(x - alpha * mu) / (alpha**2 + sigma**2)
 
-    return rs.scores.center_trap_time(exact, schedule, alpha=4.0)
+    return rs.scores.center_trap_time(exact, schedule, stiffness=4.0)
 
 
 DIM_TRAP = 200

@@ -31,5 +31,5 @@ def test_docs_build_without_warnings_and_notebooks_execute(tmp_path):
     trap_page = (out / "examples" / "trap_diagnostics.html").read_text()
     assert "trap report: FAIL" in trap_page and "trap report: OK" in trap_page
     reproduction_page = (out / "examples" / "reproduction.html").read_text()
-    assert "TRAPPED at" in reproduction_page and "MEMORISED" in reproduction_page
+    assert "TRAPPED at" in reproduction_page and "MEMORIZED" in reproduction_page
     assert len(list((out / "_images").glob("*.png"))) >= 2, "the figures were not rendered"

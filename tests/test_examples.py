@@ -42,13 +42,13 @@ def test_demo_prints_the_table_with_the_papers_verdicts(capsys):
         if line.startswith("| Thm")
     }
     assert len(rows) == 11
-    thm1, thm7 = "Thm 1 centre trap", "Thm 7 memorisation"
-    assert "reaches the target" in rows[(thm1, "ULA, exact score", "centre")]
-    assert "TRAPPED" in rows[(thm1, "ULA, trapped score", "centre")]
+    thm1, thm7 = "Thm 1 center trap", "Thm 7 memorization"
+    assert "reaches the target" in rows[(thm1, "ULA, exact score", "center")]
+    assert "TRAPPED" in rows[(thm1, "ULA, trapped score", "center")]
     assert "reaches the target" in rows[(thm1, "ULA, trapped score", "fresh samples")]
-    assert "MEMORISED" in rows[(thm7, "ULA, memorising score", "training points")]
-    assert "generalises" in rows[(thm7, "ULA, memorising score", "fresh samples")]
+    assert "MEMORIZED" in rows[(thm7, "ULA, memorizing score", "training points")]
+    assert "generalizes" in rows[(thm7, "ULA, memorizing score", "fresh samples")]
     annealed = [line for key, line in rows.items() if key[2] == "noise"]
     assert len(annealed) == 6
     # the paper's positive result: every sampler that anneals from noise escapes both traps
-    assert all("reaches the target" in line or "generalises" in line for line in annealed)
+    assert all("reaches the target" in line or "generalizes" in line for line in annealed)

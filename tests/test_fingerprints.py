@@ -10,7 +10,7 @@ checks the hashes too). By default the values are compared with a relative toler
 differently, which moves a few ulps, while any change of arithmetic, key use or step order
 moves the values by orders of magnitude more.
 
-To record anew after a deliberate change of behaviour: ``python tests/test_fingerprints.py``
+To record anew after a deliberate change of behavior: ``python tests/test_fingerprints.py``
 prints the table to paste below.
 """
 

@@ -34,7 +34,7 @@ SCHOOLS_SIGMA = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
 
 
 def eight_schools(sigma, y=None):
-    """Non-centred eight schools: 10 latent dimensions."""
+    """Non-centerd eight schools: 10 latent dimensions."""
     mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
     tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
     with numpyro.plate("school", len(sigma)):

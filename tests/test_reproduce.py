@@ -40,7 +40,7 @@ def test_the_library_does_not_import_the_paper_applications():
 
 def test_rows_write_empty_cells_for_fields_a_row_does_not_have(tmp_path):
     learned = Row("G", "ULA", "fresh", "KL", 1.25, score_evals=10, sd=0.5, repeats=2)
-    construction = Row("Thm 1", "ULA", "centre", "norm", 1.0, 7.0, 20, verdict="TRAPPED")
+    construction = Row("Thm 1", "ULA", "center", "norm", 1.0, 7.0, 20, verdict="TRAPPED")
     reproduce._write_csv(tmp_path / "results.csv", [learned, construction])
     with open(tmp_path / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -48,7 +48,7 @@ def test_rows_write_empty_cells_for_fields_a_row_does_not_have(tmp_path):
     assert (rows[1]["sd"], rows[1]["repeats"], rows[1]["target"]) == ("", "", "7.0")
     table = reproduce._table([learned, construction], [], "settings", 1.0)
     assert "| G | ULA | fresh | KL | 1.250 ± 0.500 (2 runs) |  | 10 | 0 |  |" in table
-    assert "| Thm 1 | ULA | centre | norm | 1.000 | 7.000 | 20 | 0 | TRAPPED |" in table
+    assert "| Thm 1 | ULA | center | norm | 1.000 | 7.000 | 20 | 0 | TRAPPED |" in table
 
 
 @pytest.mark.slow
@@ -64,7 +64,7 @@ def test_reproduce_quick_writes_outputs_with_the_papers_ordering(tmp_path, capsy
         assert (tmp_path / name).stat().st_size > 0, name
     with open(tmp_path / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert "| Thm 1 centre trap |" in capsys.readouterr().out
+    assert "| Thm 1 center trap |" in capsys.readouterr().out
 
     def value(experiment, sampler, start):
         (row,) = [
@@ -74,15 +74,15 @@ def test_reproduce_quick_writes_outputs_with_the_papers_ordering(tmp_path, capsy
         ]
         return float(row["value"]), float(row["target"] or "nan")
 
-    # Thm 1: every sampler that anneals from noise beats Langevin from the centre
-    trapped, target = value("Thm 1 centre trap", "ULA, trapped score", "centre")
+    # Thm 1: every sampler that anneals from noise beats Langevin from the center
+    trapped, target = value("Thm 1 center trap", "ULA, trapped score", "center")
     for sampler in ("annealed Langevin (VE)", "reverse SDE (VP)", "PF-ODE Heun (VP)"):
-        annealed, _ = value("Thm 1 centre trap", f"{sampler}, trapped score", "noise")
+        annealed, _ = value("Thm 1 center trap", f"{sampler}, trapped score", "noise")
         assert abs(annealed - target) < 0.1 * abs(trapped - target)
     # Thm 7: fresh starts beat training-point starts (distance to the nearest training point)
-    memorised, baseline = value("Thm 7 memorisation", "ULA, memorising score", "training points")
-    fresh, _ = value("Thm 7 memorisation", "ULA, memorising score", "fresh samples")
-    assert memorised < 0.2 * baseline < 0.9 * baseline < fresh
+    memorized, baseline = value("Thm 7 memorization", "ULA, memorizing score", "training points")
+    fresh, _ = value("Thm 7 memorization", "ULA, memorizing score", "fresh samples")
+    assert memorized < 0.2 * baseline < 0.9 * baseline < fresh
     # the learned-score experiments produce a finite number for every sampler and start
     learned = [r for r in rows if not r["experiment"].startswith("Thm")]
     assert len(learned) == 10

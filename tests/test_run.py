@@ -29,7 +29,7 @@ def test_returns_datatree_arviz_reads():
     assert len(summary) == 3
 
 
-def test_same_key_same_draws_and_chains_do_not_depend_on_their_neighbours():
+def test_same_key_same_draws_and_chains_do_not_depend_on_their_neighbors():
     algorithm = rs.ula(STANDARD, 0.1)
     starts = jax.random.normal(jax.random.key(1), (4, 3))
     first = rs.run(algorithm, jax.random.key(5), starts, 50).posterior["x"].values
@@ -38,7 +38,7 @@ def test_same_key_same_draws_and_chains_do_not_depend_on_their_neighbours():
     two = rs.run(algorithm, jax.random.key(5), starts[:2], 50).posterior["x"].values
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
-    # same random numbers; XLA may vectorise a batch of 2 differently from 4 (rounding only)
+    # same random numbers; XLA may vectorize a batch of 2 differently from 4 (rounding only)
     np.testing.assert_allclose(first[:2], two, rtol=1e-4, atol=1e-5)
 
 

@@ -167,8 +167,8 @@ def _judge_group(comparison, kept, kept_starts, rng_key, rng, setup: RestartSetu
     # restarts that barely left their starting points (a sampler stuck far out in the
     # tails) say nothing about where the user's chains should be
     start_offsets = np.linalg.norm(kept_starts - setup.center, axis=-1)
-    travelled = np.linalg.norm(kept[:, -1] - kept_starts, axis=-1)
-    comparison["moved_fraction"] = float(np.median(travelled / np.maximum(start_offsets, 1e-300)))
+    traveled = np.linalg.norm(kept[:, -1] - kept_starts, axis=-1)
+    comparison["moved_fraction"] = float(np.median(traveled / np.maximum(start_offsets, 1e-300)))
     for inconclusive, note in (
         (comparison["moved_fraction"] < MIN_MOVED_FRACTION, "barely moved from their starts"),
         (comparison["group_rhat"] > MAX_GROUP_RHAT, "have not mixed among themselves"),

@@ -35,7 +35,7 @@ P_WARN = 0.05
 #: A restart group fails a run only if its distance to the user's draws exceeds this many
 #: times the distance between two halves of the group (else the restarts have not converged)...
 GROUP_AGREEMENT_FACTOR = 3.0
-#: ... only if its chains travelled at least this fraction of their start's distance (median
+#: ... only if its chains traveled at least this fraction of their start's distance (median
 #: over chains)...
 MIN_MOVED_FRACTION = 0.7
 #: ... and only if the R-hat of their distances to the user's mean stays below this

@@ -79,7 +79,7 @@ class ScoreDiffusion(ScoreKernelBase):
         ``t`` is a scalar array of the position's dtype.
     :param settings: a :class:`robust_score.ReverseDiffusion` or
         :class:`robust_score.AnnealedLangevin`.
-    :param init_strategy: NumPyro initialisation strategy (it only fixes the sites' shapes,
+    :param init_strategy: NumPyro initialization strategy (it only fixes the sites' shapes,
         and the draw repeated if the first path diverges).
     """
 

@@ -53,7 +53,7 @@ class ScoreLangevinState(NamedTuple):
     - **i**: iteration, counted across warm-up and sampling (adaptation stops at
       ``i == num_warmup``).
     - **z**: unconstrained values at the latent sites.
-    - **potential_energy**: ``-log p(z)`` (unnormalised, unconstrained space).
+    - **potential_energy**: ``-log p(z)`` (unnormalized, unconstrained space).
     - **score**: the drift at ``z``: ``score_fn(z)`` if given, else ``-grad potential(z)``.
       (NumPyro's HMC carries ``z_grad = grad potential``; this is its negative, or the
       user's replacement for it.)
@@ -200,7 +200,7 @@ def step_size_adaptation(num_warmup: int, target_accept_prob: float):
     da_init, da_update = dual_averaging()
 
     def init(step_size):
-        # Stan's and NumPyro's prox centre, log(10 h0)
+        # Stan's and NumPyro's prox center, log(10 h0)
         return LangevinAdaptState(step_size, da_init(jnp.log(10.0) + jnp.log(step_size)))
 
     def update(i, accept_prob, adapt_state):
@@ -252,7 +252,7 @@ class ScoreLangevin(ScoreKernelBase):
     ``mcmc.run(..., extra_fields=(...))``. A move that diverges is not taken and is flagged
     ``diverging``: a non-finite position, score or potential, or (ULA with the model's
     score) a MALA log acceptance ratio below -1000, NumPyro HMC's threshold — the
-    discretisation has blown up. Without that guard one bad move during warm-up, when dual
+    discretization has blown up. Without that guard one bad move during warm-up, when dual
     averaging tries large steps, throws a ULA chain into the far tails of eight schools.
 
     :param model: Python callable with NumPyro primitives (continuous latent sites only).
@@ -270,7 +270,7 @@ class ScoreLangevin(ScoreKernelBase):
         optimal rate (Roberts & Rosenthal 1998); 0.9 for ULA, whose moves are never rejected:
         at MALA's optimal step it is unstable in the tails of eight schools (measured) and its
         O(h) bias is large. A higher target gives a smaller step and a smaller bias.
-    :param init_strategy: a NumPyro per-site initialisation strategy.
+    :param init_strategy: a NumPyro per-site initialization strategy.
     """
 
     def __init__(

@@ -41,7 +41,7 @@ class CenterTrapExperiment(NamedTuple):
     theorem's radii (4 sqrt(d) and 5 sqrt(d)). ``name`` and the start labels are the table's
     (the published outputs and their tests read them)."""
 
-    name: str = "Thm 1 centre trap"
+    name: str = "Thm 1 center trap"
     dim: int = 200
     mean: float = 7.0  # every coordinate of mu: ||mu|| = 7 sqrt(d)
     step_size: float = 0.1  # ULA's
@@ -60,7 +60,7 @@ class MemorizationTrapExperiment(NamedTuple):
     """Thm 7: target ``N(0, I)`` in ``dim`` dimensions, wells of radius
     ``radius_per_sqrt_d * sqrt(d)`` and ``stiffness`` around each training point."""
 
-    name: str = "Thm 7 memorisation"
+    name: str = "Thm 7 memorization"
     dim: int = 200
     radius_per_sqrt_d: float = 0.16
     stiffness: float = 100.0
@@ -111,8 +111,8 @@ def center_trap_rows(
     center = jnp.zeros((num_chains, e.dim))  # the trap's center, as Thm 1's N(0, I) start
     fresh = mean + jax.random.normal(key_fresh, (num_chains, e.dim))
     for label, score, start, starts, score_error in (
-        ("ULA, exact score", exact, "centre", center, 0.0),
-        ("ULA, trapped score", trapped, "centre", center, error),
+        ("ULA, exact score", exact, "center", center, 0.0),
+        ("ULA, trapped score", trapped, "center", center, error),
         ("ULA, trapped score", trapped, "fresh samples", fresh, error),
     ):
         tree = rs.run(rs.ula(score, e.step_size), key_run, starts, num_steps, thin=e.thin)
@@ -149,9 +149,9 @@ def memorization_rows(
 
     def row(sampler, start, value, score_evals, max_rhat):
         if value < radius / math.sqrt(e.dim):
-            verdict = "MEMORISED: sits on training points"
+            verdict = "MEMORIZED: sits on training points"
         else:
-            verdict = "generalises"
+            verdict = "generalizes"
         return Row(e.name, sampler, start, e.metric, value, baseline, score_evals,
                    verdict=verdict, l2_error=error, max_rhat=max_rhat)  # fmt: skip
 
@@ -165,7 +165,7 @@ def memorization_rows(
         final = jnp.asarray(tree.posterior["x"].values[:, -1])
         value = _mean_per_sqrt_d(nearest_distance(final, train), e.dim)
         rhat = float(arviz_stats.rhat(tree)["x"].max())
-        rows.append(row("ULA, memorising score", start, value, e.num_steps, rhat))
+        rows.append(row("ULA, memorizing score", start, value, e.num_steps, rhat))
     for sampler in ANNEALED:
         exact_t = rs.scores.gaussian(jnp.zeros(e.dim), 1.0, schedule=sampler.schedule)
         memorizing_t = rs.scores.memorization_trap_time(
@@ -173,7 +173,7 @@ def memorization_rows(
         )
         draws, evals = sampler.draw(key_annealed, memorizing_t, e.num_diffusion_draws, e.dim)
         value = _mean_per_sqrt_d(nearest_distance(draws, train), e.dim)
-        rows.append(row(f"{sampler.label}, memorising score", "noise", value, evals, math.nan))
+        rows.append(row(f"{sampler.label}, memorizing score", "noise", value, evals, math.nan))
     return rows
 
 

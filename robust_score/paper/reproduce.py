@@ -137,7 +137,7 @@ def _trap_trajectories(out: Path, plt, experiment=demo.THM1) -> None:
     ax.axhline(e.target_norm(), color="k", linestyle="--", linewidth=1, label="target")
     ax.set_xlabel("ULA step")
     ax.set_ylabel("||x|| / sqrt(d)")
-    ax.set_title(f"{e.name}, d = {e.dim}, start at the centre", fontsize=9)
+    ax.set_title(f"{e.name}, d = {e.dim}, start at the center", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "trap_trajectories.png", dpi=110)

@@ -172,7 +172,7 @@ def gaussian(mean, cov, *, schedule: Schedule | None = None) -> Callable:
 
 
 def gaussian_logdensity(mean, cov, *, schedule: Schedule | None = None) -> Callable:
-    """Normalised log density of ``N(mean, cov)`` (noised under ``schedule`` if given)."""
+    """Normalized log density of ``N(mean, cov)`` (noised under ``schedule`` if given)."""
     return _build(_single(mean, cov), schedule, "logdensity")
 
 
@@ -189,5 +189,5 @@ def gaussian_mixture(weights, means, covs, *, schedule: Schedule | None = None) 
 def gaussian_mixture_logdensity(
     weights, means, covs, *, schedule: Schedule | None = None
 ) -> Callable:
-    """Normalised log density of the mixture (noised under ``schedule`` if given)."""
+    """Normalized log density of the mixture (noised under ``schedule`` if given)."""
     return _build(_components(weights, means, covs, cov_name="covs"), schedule, "logdensity")

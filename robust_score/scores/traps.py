@@ -221,7 +221,7 @@ def memorization_trap_time(
     closer to a scaled training point, so ``p_t`` gives each scaled well no more mass than
     ``p`` gives a slightly enlarged data-space well (plus an exponentially small term), which
     is exponentially small when a fresh draw from ``p`` is far from every training point
-    (``~ sqrt(2 d)`` for standardised data, against a radius of ``0.16 sqrt(d)``). Scaling
+    (``~ sqrt(2 d)`` for standardized data, against a radius of ``0.16 sqrt(d)``). Scaling
     keeps the wells disjoint at every ``t``, since pairwise distances and radii shrink
     together. At ``t_min`` this is :func:`memorization_trap` of the base score.
     """
