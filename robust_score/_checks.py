@@ -6,6 +6,7 @@ Kernels trust what was checked here. Values that are tracers (the caller is insi
 ``jit``/``vmap``) are checked for shape and dtype only.
 """
 
+import math
 from collections.abc import Callable, Sequence
 
 import jax
@@ -23,6 +24,7 @@ __all__ = [
     "check_finite_start",
     "check_finite_tree",
     "check_float_dtype",
+    "check_interval",
     "check_fraction",
     "check_key",
     "check_model_or_potential",
@@ -69,6 +71,25 @@ def check_sampling_algorithm(value, name: str = "algorithm") -> None:
         raise TypeError(
             f"`{name}` must be a blackjax.SamplingAlgorithm with `init` and `step`, "
             f"got {type(value).__name__}."
+        )
+
+
+def check_interval(
+    low, high, names: tuple[str, str], *, low_may_be_zero=False, may_be_equal=False
+) -> None:
+    """``0 < low < high`` (or ``0 <= low``, ``low <= high`` as allowed), ``low`` finite.
+    ``names`` name the two bounds; a bound that is a constant (``"1"``, ``"inf"``) is named by
+    its value and not repeated in the message."""
+    low_name, high_name = names
+    low_ok = low >= 0 if low_may_be_zero else low > 0
+    order_ok = low <= high if may_be_equal else low < high
+    if not (math.isfinite(low) and not math.isnan(high) and low_ok and order_ok):
+        low_sign, high_sign = "<=" if low_may_be_zero else "<", "<=" if may_be_equal else "<"
+        got = f"{low_name}={low}"
+        if high_name.isidentifier() and high_name != "inf":
+            got += f", {high_name}={high}"
+        raise ValueError(
+            f"`{low_name}` must satisfy 0 {low_sign} {low_name} {high_sign} {high_name}, got {got}."
         )
 
 

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from robust_score._checks import check_choice, check_count, check_time, default_float_dtype
+from robust_score._checks import (
+    check_choice,
+    check_count,
+    check_interval,
+    check_time,
+    default_float_dtype,
+)
 
 __all__ = ["SPACINGS", "Schedule", "vp", "ve", "cosine", "edm"]
 
@@ -32,10 +38,7 @@ class Schedule:
     default_spacing = "uniform"
 
     def __post_init__(self):
-        if not (math.isfinite(self.t_min) and math.isfinite(self.T) and 0 <= self.t_min < self.T):
-            raise ValueError(
-                f"`t_min` and `T` must satisfy 0 <= t_min < T, got t_min={self.t_min}, T={self.T}."
-            )
+        check_interval(self.t_min, self.T, ("t_min", "T"), low_may_be_zero=True)
 
     # -- the forward process ---------------------------------------------------------------
     def log_alpha(self, t):
@@ -100,11 +103,7 @@ class VPSchedule(Schedule):
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0 < self.beta_min <= self.beta_max:
-            raise ValueError(
-                f"`beta_min` and `beta_max` must satisfy 0 < beta_min <= beta_max, "
-                f"got {self.beta_min}, {self.beta_max}."
-            )
+        check_interval(self.beta_min, self.beta_max, ("beta_min", "beta_max"), may_be_equal=True)
 
     def log_alpha(self, t):
         return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
@@ -133,11 +132,7 @@ class VESchedule(Schedule):
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0 < self.sigma_min < self.sigma_max:
-            raise ValueError(
-                f"`sigma_min` and `sigma_max` must satisfy 0 < sigma_min < sigma_max, "
-                f"got {self.sigma_min}, {self.sigma_max}."
-            )
+        check_interval(self.sigma_min, self.sigma_max, ("sigma_min", "sigma_max"))
 
     def log_alpha(self, t):
         return jnp.zeros_like(jnp.asarray(t, dtype=default_float_dtype()))
@@ -160,10 +155,9 @@ class CosineSchedule(Schedule):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.T >= 1:
-            raise ValueError(f"`T` must be < 1 for the cosine schedule, got {self.T}.")
-        if self.s < 0:
-            raise ValueError(f"`s` must be >= 0, got {self.s}.")
+        # alpha(1) = 0: the SDE coefficients blow up at t = 1
+        check_interval(self.T, 1.0, ("T", "1"))
+        check_interval(self.s, math.inf, ("s", "inf"), low_may_be_zero=True)
 
     def _angle(self, t):
         return 0.5 * math.pi * (t + self.s) / (1 + self.s)

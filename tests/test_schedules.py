@@ -38,7 +38,7 @@ def test_cosine_is_variance_preserving_and_needs_t_below_one():
     np.testing.assert_allclose(schedule.alpha(t) ** 2 + schedule.sigma(t) ** 2, 1.0, rtol=1e-5)
     assert float(schedule.alpha(0.0)) == pytest.approx(1.0)
     assert jnp.all(jnp.diff(schedule.alpha(t)) < 0)
-    with pytest.raises(ValueError, match="`T` must be < 1"):
+    with pytest.raises(ValueError, match="`T` must satisfy 0 < T < 1"):
         rs.schedules.cosine(T=1.0)
 
 
@@ -72,6 +72,7 @@ def test_schedules_are_hashable_static_arguments():
     ("build", "message"),
     [
         (lambda: rs.schedules.vp(t_min=0.5, T=0.1), "0 <= t_min < T"),
+        (lambda: rs.schedules.cosine(s=-0.1), "0 <= s < inf, got s=-0.1"),
         (lambda: rs.schedules.vp(beta_min=-1.0), "beta_min"),
         (lambda: rs.schedules.ve(sigma_min=1.0, sigma_max=0.5), "sigma_min"),
         (lambda: rs.schedules.vp().time_grid(0), "`num_steps`"),

@@ -193,15 +193,8 @@ def center_trap_time(
     that score started at the center is trapped, while samplers that anneal from noise never
     enter the trap.
     """
-    check_callable(base_time_score, "base_time_score", "base_time_score(x, t)")
-    check_schedule(schedule)
     field = _center_trap_field(center, r_in, r_out, stiffness)
-
-    def score(x, t):
-        scaling = schedule.alpha(jnp.asarray(t, jnp.result_type(*jax.tree.leaves(x))))
-        return _apply(field, x, scaling, base_time_score(x, t))
-
-    return score
+    return _through_noise_levels(field, base_time_score, schedule)
 
 
 def memorization_trap_time(
@@ -225,9 +218,14 @@ def memorization_trap_time(
     keeps the wells disjoint at every ``t``, since pairwise distances and radii shrink
     together. At ``t_min`` this is :func:`memorization_trap` of the base score.
     """
+    field = _memorization_field(train_data, radius, stiffness, blend)
+    return _through_noise_levels(field, base_time_score, schedule)
+
+
+def _through_noise_levels(field, base_time_score: Callable, schedule: Schedule) -> Callable:
+    """The trap ``field`` scaled by ``alpha(t)`` at time ``t``, over ``base_time_score``."""
     check_callable(base_time_score, "base_time_score", "base_time_score(x, t)")
     check_schedule(schedule)
-    field = _memorization_field(train_data, radius, stiffness, blend)
 
     def score(x, t):
         scaling = schedule.alpha(jnp.asarray(t, jnp.result_type(*jax.tree.leaves(x))))
