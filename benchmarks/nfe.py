@@ -1,0 +1,111 @@
+"""Sample quality per score evaluation (NFE) of ``rs.sample_batch`` with the reverse SDE, the
+Heun PF-ODE and predictor-corrector under ``vp()`` with exact noised scores: sliced W2 and
+energy distance to exact draws, beside their values between two exact samples (the floor).
+
+Run: .venv/bin/python benchmarks/nfe.py [--quick] [--out nfe.json]
+"""
+
+import math
+
+import jax
+import numpy as np
+from timing import compare, log, script
+
+import robust_score as rs
+
+SCHEDULE = rs.schedules.vp()
+NFE_GRID = (10, 20, 50, 200, 1000)
+NUM_SAMPLES, NUM_ENERGY, NUM_DIRECTIONS, FLOOR_SEEDS = 8192, 2000, 256, 5
+MOVES = {  # method: moves within `nfe` score evaluations, the Tweedie step included
+    "sde": lambda nfe: nfe - 1,
+    "ode": lambda nfe: (nfe - 1) // 2,  # Heun: two evaluations per move
+    "pc": lambda nfe: (nfe - 1) // 2,  # one predictor and one corrector evaluation per move
+}
+
+
+def unbalanced_pair():
+    """0.9 N(0, 0.5 I) + 0.1 N(m, 0.3 I) in d = 8, ||m|| = 6."""
+    means = np.zeros((2, 8))
+    means[1] = 6.0 / math.sqrt(8)
+    return np.array([0.9, 0.1]), means, np.array([0.5, 0.3])
+
+
+def ring():
+    """8 modes on a circle of radius 4 in 2-D, std 0.2, weights 1/36, ..., 8/36."""
+    angles = 2 * np.pi * np.arange(8) / 8
+    means = 4.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    return np.arange(1, 9) / 36.0, means, np.full(8, 0.04)
+
+
+TARGETS = {"pair": unbalanced_pair(), "ring": ring()}
+
+
+def exact_draws(mixture, seed):
+    weights, means, variances = mixture
+    rng = np.random.default_rng(seed)
+    component = rng.choice(len(weights), size=NUM_SAMPLES, p=weights / weights.sum())
+    noise = rng.standard_normal((NUM_SAMPLES, means.shape[1]))
+    return means[component] + np.sqrt(variances[component])[:, None] * noise
+
+
+def metrics(x, y, theta, seed):
+    """Sliced W2 and energy distance between two samples (inf when ``x`` is not finite)."""
+    if not np.all(np.isfinite(x)):
+        return {"sw2": math.inf, "energy": math.inf}
+    px, py = (np.sort(np.asarray(a, np.float64) @ theta.T, axis=0) for a in (x, y))
+    energy, _, _ = rs.diagnostics.energy_test(
+        x[:NUM_ENERGY], y[:NUM_ENERGY], rng_key=jax.random.key(seed), num_permutations=10
+    )
+    return {"sw2": float(np.sqrt(np.mean((px - py) ** 2))), "energy": float(energy)}
+
+
+def main(quick=False):
+    grid = (20, 1000) if quick else NFE_GRID
+    rows, floors = [], {}  # floors: {target: sw2 / energy mean and sd, exact vs exact}
+    for target, mixture in TARGETS.items():
+        weights, means, variances = mixture
+        dim = means.shape[1]
+        score = rs.scores.gaussian_mixture(weights, means, variances, schedule=SCHEDULE)
+        theta = np.random.default_rng(0).standard_normal((NUM_DIRECTIONS, dim))
+        theta /= np.linalg.norm(theta, axis=1, keepdims=True)
+        reference = exact_draws(mixture, 7)
+        pairs = [
+            metrics(
+                exact_draws(mixture, 1000 + 2 * s), exact_draws(mixture, 1001 + 2 * s), theta, s
+            )
+            for s in range(FLOOR_SEEDS)
+        ]
+        floors[target] = {
+            f"{name}_{stat.__name__}": float(stat([p[name] for p in pairs]))
+            for name in ("sw2", "energy")
+            for stat in (np.mean, np.std)
+        }
+        log(target, floors[target])
+        for method, moves_for in MOVES.items():
+            for budget in grid:
+                moves = moves_for(budget)
+                settings = rs.ReverseDiffusion(SCHEDULE, moves, method)
+                key = jax.random.key(budget)
+
+                def draw(settings=settings, key=key, score=score, dim=dim):
+                    return rs.sample_batch(key, score, settings, NUM_SAMPLES, (dim,))
+
+                timing = compare({"draw": draw}, repeats=1)["draw"]
+                rows.append(
+                    {
+                        "target": target,
+                        "method": method,
+                        "budget": budget,
+                        "moves": moves,
+                        "nfe": settings.num_score_evals,
+                        **metrics(np.asarray(draw()), reference, theta, budget),
+                        "run_s": timing["run_s"],
+                        "compile_s": timing["compile_s"],
+                    }
+                )
+                log(*rows[-1].values())
+    return {"rows": rows, "floors": floors}
+
+
+if __name__ == "__main__":
+    script(main, __doc__, "nfe.json")

@@ -1,0 +1,207 @@
+"""Fill ``benchmarks/template.md`` from the ``results.json`` of a run: tables, goal statuses
+(each computed from the run's numbers) and two figures.
+
+Run: .venv/bin/python benchmarks/render.py RESULTS_JSON PAGE_MD FIGURES_DIR
+"""
+
+import json
+import math
+import os
+import statistics
+import string
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "template.md")
+# the goals of the template's goal table (keep the two in step)
+TIMING_GOAL, MALA_GOAL, NUMPYRO_GOAL, NFE_GOAL = 1.05, 1.0, 1.2, 1.5
+TRAP_GOAL_S, MEMORY_GOAL, BENCH_GOAL_MIN = 10.0, 1.25, 15.0
+TIMING_GOALS = {  # goal: (sampler, driver, largest ratio to the reference)
+    "ula_run": ("ULA", "rs.run", TIMING_GOAL),
+    "ula_chains": ("ULA", "rs.sample_chains", TIMING_GOAL),
+    "al_batch": ("annealed Langevin", "rs.sample_batch", TIMING_GOAL),
+    "al_chains": ("annealed Langevin", "rs.sample_chains", TIMING_GOAL),
+    "sde_batch": ("reverse SDE", "rs.sample_batch", TIMING_GOAL),
+    "sde_chains": ("reverse SDE", "rs.sample_chains", TIMING_GOAL),
+    "mala_chains": ("MALA", "rs.sample_chains", MALA_GOAL),
+    "mala_inference": ("MALA", "run_inference_algorithm", MALA_GOAL),
+}
+NFE_METHODS = ("sde", "ode", "pc")
+HEADERS = {  # column headers other than the field's name with " " for "_", " MiB" for "_mib"
+    "aa_ratio": "A/A",
+    "dim": "d",
+    "lib_us_per_step": "library µs/step",
+    "nfe": "NFE",
+    "ratio": "**library / reference**",
+    "ref_us_per_step": "reference µs/step",
+}
+
+
+def fmt(value):
+    if isinstance(value, list):
+        return " / ".join(fmt(v) for v in value)
+    if value is None:
+        return "–"
+    if isinstance(value, float) and math.isfinite(value):
+        size = abs(value)
+        if size == 0 or size >= 100:
+            return f"{value:.0f}"
+        return f"{value:.3g}" if size >= 0.01 else f"{value:.2e}"
+    return str(value)
+
+
+def table(rows):
+    """Markdown table of ``rows`` (dicts with the same keys, in column order)."""
+    fields = list(rows[0])
+    headers = [HEADERS.get(f, f.replace("_mib", " MiB").replace("_", " ")) for f in fields]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(fields)]
+    return "\n".join(lines + ["| " + " | ".join(fmt(r[f]) for f in fields) + " |" for r in rows])
+
+
+def status(value, limit):
+    return "met" if value <= limit else "**missed**"
+
+
+def timing_goal(rows, sampler, driver, limit):
+    """Worst cell against ``limit``, geometric mean, and the A/A range of the same cells."""
+    cells = [r for r in rows if r["sampler"] == sampler and r["driver"] == driver]
+    worst = max(cells, key=lambda r: r["ratio"])
+    geomean = math.exp(statistics.fmean(math.log(r["ratio"]) for r in cells))
+    aa = [r["aa_ratio"] for r in cells]
+    measured = (
+        f"worst {worst['ratio']:.2f} (d={worst['dim']}, {worst['chains']} chains); geometric "
+        f"mean {geomean:.2f}; {sum(r['ratio'] > limit for r in cells)} of {len(cells)} cells "
+        f"above {limit}"
+    )
+    verdict = status(worst["ratio"], limit)
+    if limit < worst["ratio"] <= max(aa):
+        verdict += " (worst cell within the A/A range)"
+    return measured, f"{min(aa):.2f}–{max(aa):.2f}", verdict
+
+
+def nfe_goal(nfe, target, method):
+    """At ≤ 20 NFE against the largest budget: sliced-W2 ratio, and energy within the
+    ratio or within the noise of exact draws."""
+    cells = [r for r in nfe["rows"] if (r["target"], r["method"]) == (target, method)]
+    low = max((r for r in cells if r["nfe"] <= 20), key=lambda r: r["nfe"])
+    high = max(cells, key=lambda r: r["nfe"])
+    noise = 2 * nfe["floors"][target]["energy_std"]
+    sw2_ratio = low["sw2"] / high["sw2"]
+    energy_ok = low["energy"] <= max(NFE_GOAL * high["energy"], noise)
+    measured = (
+        f"NFE {low['nfe']} / {high['nfe']}: sliced-W2 ratio {sw2_ratio:.2f}; energy "
+        f"{low['energy']:.1e} / {high['energy']:.1e} (noise ±{noise:.1e})"
+    )
+    return measured, "–", status(sw2_ratio if energy_ok else math.inf, NFE_GOAL)
+
+
+def goals(results):
+    """``{goal: (measured, A/A range, status)}`` for the rows of the template's goal table."""
+    steps, nfe, numpyro = results["overhead"], results["nfe"], results["numpyro"]
+    out = {name: timing_goal(steps, *goal) for name, goal in TIMING_GOALS.items()}
+    out["score_langevin"] = f"{numpyro['ratio']:.2f}", "–", status(numpyro["ratio"], NUMPYRO_GOAL)
+    out.update({f"{t}_{m}": nfe_goal(nfe, t, m) for t in nfe["floors"] for m in NFE_METHODS})
+    trap = max(results["trap"], key=lambda r: r["dim"])
+    measured = (
+        f"{trap['repeat_s']:.1f} s at d = {trap['dim']} (first call: {trap['first_s']:.1f} s)"
+    )
+    out["trap_report"] = measured, "–", status(trap["repeat_s"], TRAP_GOAL_S)
+    memory = min(results["memory"], key=lambda r: r["thin"])
+    ratio = memory["peak_extra_mib"] / memory["draw_mib"]
+    mib = f"{memory['peak_extra_mib']:.0f} MiB for {memory['draw_mib']:.0f} MiB of draws"
+    out["peak_memory"] = f"{ratio:.2f} × ({mib})", "–", status(ratio, MEMORY_GOAL)
+    minutes = results["total_s"] / 60
+    out["bench"] = f"{minutes:.1f} min", "–", status(minutes, BENCH_GOAL_MIN)
+    return out
+
+
+def ratio_figure(rows, path):
+    groups = list(dict.fromkeys((r["sampler"], r["driver"]) for r in rows))
+    cells = list(dict.fromkeys((r["dim"], r["chains"]) for r in rows))
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    width = 0.85 / len(groups)
+    for index, group in enumerate(groups):
+        mine = [r for r in rows if (r["sampler"], r["driver"]) == group]
+        offset = (index - (len(groups) - 1) / 2) * width
+        xs = [cells.index((r["dim"], r["chains"])) + offset for r in mine]
+        ax.bar(xs, [r["ratio"] for r in mine], width, label=" via ".join(group))
+        ax.plot(xs, [r["aa_ratio"] for r in mine], "k.", ms=3)
+    ax.plot([], [], "k.", label="A/A control")
+    ax.axhline(TIMING_GOAL, color="k", ls="--", lw=1, label=f"goal {TIMING_GOAL}")
+    ax.set_xticks(range(len(cells)), [f"d={d}\n{c} ch" for d, c in cells])
+    ax.set_ylabel("run time library / reference")
+    ax.set_ylim(0, max(1.6, 1.1 * max(r["ratio"] for r in rows)))
+    ax.legend(fontsize=7, ncol=4, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def nfe_figure(nfe, path):
+    fig, axes = plt.subplots(2, len(nfe["floors"]), figsize=(10.4, 7.5), squeeze=False)
+    for column, (target, floor) in enumerate(nfe["floors"].items()):
+        for ax, metric in zip(axes[:, column], ("sw2", "energy"), strict=True):
+            for method in NFE_METHODS:
+                cells = [r for r in nfe["rows"] if (r["target"], r["method"]) == (target, method)]
+                ax.plot([r["nfe"] for r in cells], [r[metric] for r in cells], "o-", label=method)
+            mean, sd = floor[f"{metric}_mean"], floor[f"{metric}_std"]
+            ax.axhspan(mean - 2 * sd, mean + 2 * sd, color="grey", alpha=0.3, label="exact ±2 sd")
+            if metric == "sw2":
+                ax.set_yscale("log")
+            else:
+                ax.set_yscale("symlog", linthresh=max(4 * sd, 1e-6))
+            ax.set_xscale("log")
+            ax.axvline(20, color="k", ls=":", lw=1)
+            ax.set(xlabel="score evaluations per draw", ylabel=metric, title=target)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(results_path, page_path, figures):
+    with open(results_path) as handle:
+        results = json.load(handle)
+    steps, numpyro = results["overhead"], results["numpyro"]
+    ratio_figure(steps, os.path.join(figures, "per_step_ratio.png"))
+    nfe_figure(results["nfe"], os.path.join(figures, "diffusion_quality_vs_nfe.png"))
+    ula = {
+        (r["dim"], r["chains"], r["driver"]): r["lib_run_s"] for r in steps if r["sampler"] == "ULA"
+    }
+    datatree = [ula[d, c, "rs.run"] - ula[d, c, "rs.sample_chains"] for d, c, _ in ula]
+    floors = [{"target": target, **floor} for target, floor in results["nfe"]["floors"].items()]
+    fields = {
+        **{f"machine_{key}": value for key, value in results["machine"].items()},
+        **{f"numpyro_{key}": fmt(numpyro[key]) for key in ("dim", "chains", "steps", "ratio")},
+        "date": results["date"],
+        "quick": " (quick mode: reduced grids, not for committing)" if results["quick"] else "",
+        "total_min": f"{results['total_s'] / 60:.1f}",
+        **{
+            f"{name}{suffix}": value
+            for name, row in goals(results).items()
+            for suffix, value in zip(("", "_aa", "_status"), row, strict=True)
+        },
+        "sections": table(results["sections"]),
+        "steps": table([r for r in steps if r["sampler"] != "MALA"]),
+        "mala": table([r for r in steps if r["sampler"] == "MALA"]),
+        "datatree_ms": f"{1e3 * statistics.median(datatree):.1f}",
+        "numpyro": table(
+            [{"sampler": f"`{n}`", **numpyro[n]} for n in ("rs.run", "ScoreLangevin")]
+        ),
+        "nfe": table(results["nfe"]["rows"]),
+        "nfe_floors": table(floors),
+        **{name: table(results[name]) for name in ("trap", "memory", "sharding")},
+    }
+    with open(TEMPLATE) as handle:
+        page = string.Template(handle.read()).substitute(fields)
+    with open(page_path, "w") as handle:
+        handle.write(page)
+    print(f"wrote {page_path} and the figures in {figures}")
+
+
+if __name__ == "__main__":
+    write(*sys.argv[1:4])
