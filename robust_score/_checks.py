@@ -7,7 +7,7 @@ Kernels trust what was checked here. Values that are tracers (the caller is insi
 """
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +27,10 @@ __all__ = [
     "check_interval",
     "check_fraction",
     "check_key",
+    "check_model_arguments",
     "check_model_or_potential",
     "check_positive_scalar",
+    "check_sampler_or_kernel",
     "check_sampling_algorithm",
     "check_scalar_output",
     "check_schedule",
@@ -72,6 +74,25 @@ def check_sampling_algorithm(value, name: str = "algorithm") -> None:
             f"`{name}` must be a blackjax.SamplingAlgorithm with `init` and `step`, "
             f"got {type(value).__name__}."
         )
+
+
+def check_sampler_or_kernel(value, name: str = "sampler") -> str:
+    """What ``value`` is, for code that runs either kind of sampler: ``"numpyro mcmc"`` (a
+    ``numpyro.infer.MCMC``), ``"numpyro kernel"`` (a ``numpyro.infer.mcmc.MCMCKernel``) or
+    ``"blackjax"`` (anything with ``init`` and ``step``); a ``TypeError`` otherwise."""
+    from numpyro.infer.mcmc import MCMCKernel
+
+    if hasattr(value, "get_samples") and hasattr(value, "sampler") and hasattr(value, "run"):
+        return "numpyro mcmc"
+    if isinstance(value, MCMCKernel):
+        return "numpyro kernel"
+    if hasattr(value, "init") and hasattr(value, "step"):
+        return "blackjax"
+    raise TypeError(
+        f"`{name}` must be a blackjax.SamplingAlgorithm with `init` and `step` (for rs.run "
+        "draws), a numpyro MCMCKernel (NUTS, HMC, rs.numpyro.ScoreLangevin, ...) or the "
+        f"numpyro MCMC of the run; got {type(value).__name__}."
+    )
 
 
 def check_interval(
@@ -324,6 +345,20 @@ def check_model_or_potential(model, potential_fn) -> None:
     for name, value in (("model", model), ("potential_fn", potential_fn)):
         if value is not None and not callable(value):
             raise TypeError(f"`{name}` must be callable, got {type(value).__name__}.")
+
+
+def check_model_arguments(model_args, model_kwargs) -> None:
+    """``model_args`` a tuple or list and ``model_kwargs`` a mapping, each or ``None``."""
+    if model_args is not None and not isinstance(model_args, tuple | list):
+        raise TypeError(
+            "`model_args` must be a tuple of the model's positional arguments (e.g. "
+            f"`(sigma,)`), got {type(model_args).__name__}."
+        )
+    if model_kwargs is not None and not isinstance(model_kwargs, Mapping):
+        raise TypeError(
+            "`model_kwargs` must be a dict of the model's keyword arguments (e.g. "
+            f"`{{'y': y}}`), got {type(model_kwargs).__name__}."
+        )
 
 
 def check_continuous(sites: dict, who: str) -> None:

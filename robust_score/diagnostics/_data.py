@@ -1,15 +1,33 @@
 """Read draws out of what users have: a DataTree from ``rs.run`` / ``az.from_numpyro``, a
-NumPyro ``MCMC``, or plain arrays."""
+NumPyro ``MCMC``, or plain arrays.
 
+A NumPyro run is read in the model's unconstrained latent space, the space its kernel moves
+in: the latent sample sites only (no deterministic or observed site), each mapped by
+``biject_to(site.support).inv`` (:func:`numpyro_datatree`)."""
+
+import warnings
 from typing import NamedTuple
 
+import arviz_base
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["Draws", "as_datatree", "posterior_draws", "as_sample_matrix"]
+__all__ = [
+    "UNCONSTRAINED",
+    "Draws",
+    "as_datatree",
+    "as_sample_matrix",
+    "is_numpyro_mcmc",
+    "numpyro_datatree",
+    "posterior_draws",
+]
+
+#: ``posterior.attrs["space"]`` of a tree read from a NumPyro run by :func:`numpyro_datatree`:
+#: its variables are the model's latent sites in unconstrained space, positions are dicts.
+UNCONSTRAINED = "unconstrained latent"
 
 
 class Draws(NamedTuple):
@@ -30,11 +48,10 @@ class Draws(NamedTuple):
 
 
 def as_datatree(data) -> xr.DataTree:
-    """A DataTree with a ``posterior`` group, from a DataTree or a NumPyro ``MCMC``."""
-    if _is_numpyro_mcmc(data):
-        from arviz_base import from_numpyro
-
-        data = from_numpyro(data)
+    """A DataTree with a ``posterior`` group, from a DataTree or a NumPyro ``MCMC`` (read in
+    its unconstrained latent space by :func:`numpyro_datatree`)."""
+    if is_numpyro_mcmc(data):
+        return numpyro_datatree(data)
     if not isinstance(data, xr.DataTree):
         raise TypeError(
             "`data` must be an xarray.DataTree (from rs.run or az.from_numpyro) or a "
@@ -63,13 +80,15 @@ def posterior_draws(tree: xr.DataTree) -> Draws:
             )
     arrays = {name: np.asarray(posterior[name].values) for name in names}
     num_chains, num_draws = arrays[names[0]].shape[:2]
-    ordered = names if names == ("x",) else tuple(sorted(names))
+    # NumPyro's latent sites are a dict even when the only one is called x
+    array_position = names == ("x",) and posterior.attrs.get("space") != UNCONSTRAINED
+    ordered = ("x",) if array_position else tuple(sorted(names))
     slices, offset = {}, 0
     for name in ordered:
         size = int(np.prod(arrays[name].shape[2:], dtype=int))
         slices[name] = slice(offset, offset + size)
         offset += size
-    if names == ("x",):
+    if array_position:
         template = jnp.asarray(arrays["x"][0, 0])
         flat = arrays["x"].reshape(num_chains, num_draws, -1)
     else:
@@ -85,7 +104,7 @@ def posterior_draws(tree: xr.DataTree) -> Draws:
 def as_sample_matrix(samples, name: str) -> np.ndarray:
     """``samples`` as ``(n, dim)``: a DataTree's posterior (chains pooled), an array
     ``(n, ...)`` / ``(chain, draw, ...)`` when ``dim`` is unknown, or a pytree of those."""
-    if isinstance(samples, xr.DataTree) or _is_numpyro_mcmc(samples):
+    if isinstance(samples, xr.DataTree) or is_numpyro_mcmc(samples):
         draws = posterior_draws(as_datatree(samples))
         return draws.flat.reshape(-1, draws.dim)
     leaves = jax.tree.leaves(samples)
@@ -107,5 +126,123 @@ def as_sample_matrix(samples, name: str) -> np.ndarray:
     )
 
 
-def _is_numpyro_mcmc(data) -> bool:
-    return type(data).__name__ == "MCMC" and hasattr(data, "get_samples")
+def is_numpyro_mcmc(data) -> bool:
+    """Whether ``data`` is a ``numpyro.infer.MCMC`` (by its protocol: no import needed)."""
+    return hasattr(data, "get_samples") and hasattr(data, "sampler") and hasattr(data, "run")
+
+
+def numpyro_datatree(
+    data, model=None, model_args=None, model_kwargs=None, *, num_warmup=None
+) -> xr.DataTree:
+    """A NumPyro run's latent sites in unconstrained space, as a DataTree's ``posterior``.
+
+    ``data``: a NumPyro ``MCMC`` after ``run`` (its kernel's model and the arguments it ran
+    with are used unless ``model`` / ``model_args`` / ``model_kwargs`` are given), or a tree
+    from ``az.from_numpyro`` (then ``model`` is required, and ``model_args`` /
+    ``model_kwargs`` when the model takes arguments). Deterministic and observed sites are
+    dropped; each latent site is mapped to unconstrained space with the model's transforms
+    (``numpyro.infer.util.unconstrain_fn``, which replays the model per draw so a support
+    that depends on another site is handled). A kernel built from a ``potential_fn`` already
+    samples in its own space: its draws are kept as they are. A tree that already holds
+    unconstrained latent draws is returned unchanged. The posterior's attrs record
+    ``space`` (:data:`UNCONSTRAINED`), ``thin`` and ``num_warmup``.
+    """
+    if isinstance(data, xr.DataTree) and _is_unconstrained(data):
+        return data
+    thin = 1
+    if is_numpyro_mcmc(data):
+        model = data.sampler.model if model is None else model
+        model_args = getattr(data, "_args", ()) if model_args is None else model_args
+        model_kwargs = getattr(data, "_kwargs", {}) if model_kwargs is None else model_kwargs
+        num_warmup = data.num_warmup if num_warmup is None else num_warmup
+        thin = data.thinning
+        try:
+            samples = data.get_samples(group_by_chain=True)
+        except AssertionError as err:  # NumPyro's own "`run` must be called ..."
+            raise ValueError("`data` is a numpyro MCMC that has not been run yet.") from err
+    elif isinstance(data, xr.DataTree):
+        as_datatree(data)  # the same checks and messages as any tree
+        if model is None:
+            raise TypeError(
+                "reading an az.from_numpyro tree in unconstrained space needs the NumPyro "
+                "model: pass the run's kernel (`sampler=mcmc.sampler`) or the MCMC itself."
+            )
+        posterior = data["posterior"].to_dataset()
+        samples = {str(name): np.asarray(posterior[name].values) for name in posterior.data_vars}
+        thin = int(posterior.attrs.get("thin", 1))
+    else:
+        raise TypeError(
+            "`data` must be a numpyro MCMC or an xarray.DataTree from az.from_numpyro, got "
+            f"{type(data).__name__}."
+        )
+    model_args = () if model_args is None else tuple(model_args)
+    model_kwargs = {} if model_kwargs is None else dict(model_kwargs)
+    if model is None:  # a potential_fn kernel: its draws are its positions
+        if isinstance(samples, dict):
+            posterior = {name: np.asarray(value) for name, value in samples.items()}
+        else:
+            posterior = {"x": np.asarray(samples)}
+    else:
+        posterior = _unconstrained_latents(samples, model, model_args, model_kwargs)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Found chain dimension to be longer")
+        tree = arviz_base.from_dict({"posterior": posterior})
+    tree["posterior"].attrs.update(
+        {
+            "space": UNCONSTRAINED,
+            "created_by": "robust_score.diagnostics from a NumPyro run",
+            "thin": thin,
+            "num_warmup": -1 if num_warmup is None else int(num_warmup),
+        }
+    )
+    if model is None and not isinstance(samples, dict):
+        tree["posterior"].attrs["space"] = "potential_fn positions"
+    return tree
+
+
+def _is_unconstrained(tree: xr.DataTree) -> bool:
+    return "posterior" in tree.children and tree["posterior"].attrs.get("space") in (
+        UNCONSTRAINED,
+        "potential_fn positions",
+    )
+
+
+def _unconstrained_latents(samples: dict, model, model_args, model_kwargs) -> dict:
+    """``{site: (chain, draw, *unconstrained shape)}`` for the model's continuous latent
+    sites, from constrained ``samples`` (which may hold other sites too)."""
+    from numpyro.infer.util import unconstrain_fn
+
+    from robust_score.numpyro.transforms import latent_sites
+
+    try:
+        sites = latent_sites(model, model_args, model_kwargs)
+    except Exception as err:  # name what is missing rather than the model's own error
+        raise TypeError(
+            "could not run the NumPyro model to find its latent sites "
+            f"({type(err).__name__}: {err}); pass the arguments it was run with as "
+            "`model_args=` (a tuple) and `model_kwargs=` (a dict)."
+        ) from err
+    names = sorted(name for name, site in sites.items() if not site["fn"].support.is_discrete)
+    missing = [name for name in names if name not in samples]
+    if missing:
+        raise ValueError(
+            f"the posterior lacks the model's latent site(s) {missing} (it has "
+            f"{sorted(samples)}): expected the draws of this model's run, e.g. "
+            "az.from_numpyro(mcmc) of it."
+        )
+    if not names:
+        raise ValueError("the NumPyro model has no continuous latent sample site.")
+    values = {name: jnp.asarray(samples[name]) for name in names}
+    chains, draws = values[names[0]].shape[:2]
+    for name in names:
+        if values[name].shape[:2] != (chains, draws):
+            raise ValueError(
+                f"latent site `{name}` has leading shape {values[name].shape[:2]}; "
+                f"expected (chain, draw) = {(chains, draws)} like `{names[0]}`."
+            )
+    flat = {name: value.reshape(chains * draws, *value.shape[2:]) for name, value in values.items()}
+    unconstrained = jax.vmap(lambda p: unconstrain_fn(model, model_args, model_kwargs, p))(flat)
+    return {
+        name: np.asarray(value).reshape(chains, draws, *value.shape[1:])
+        for name, value in unconstrained.items()
+    }

@@ -136,6 +136,8 @@ def trap_report(
     starts=None,
     rng_key=None,
     num_restart_steps: int | None = None,
+    model_args=None,
+    model_kwargs=None,
 ) -> TrapReport:
     """Run every trap and memorization check that the given inputs allow.
 
@@ -157,8 +159,14 @@ def trap_report(
     posterior_draws(tree)  # validates the posterior once, before any check runs
     keys = jax.random.split(jax.random.key(0) if rng_key is None else rng_key, 5)
     checks = [
-        restart_sensitivity(
-            tree, sampler, rng_key=keys[0], reference=reference, num_steps=num_restart_steps
+        restart_sensitivity(  # the MCMC itself, if given: it carries its kernel and arguments
+            data,
+            sampler,
+            rng_key=keys[0],
+            reference=reference,
+            num_steps=num_restart_steps,
+            model_args=model_args,
+            model_kwargs=model_kwargs,
         ),
         reference_comparison(tree, reference, rng_key=keys[1]),
         annealed_cross_check(tree, time_score_fn, schedule, rng_key=keys[2]),

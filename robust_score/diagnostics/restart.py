@@ -6,25 +6,23 @@ import math
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from robust_score._checks import check_count, check_sampling_algorithm
-from robust_score.diagnostics._data import Draws, as_datatree, as_sample_matrix, posterior_draws
+from robust_score._checks import check_count
+from robust_score.diagnostics._data import Draws, as_sample_matrix, is_numpyro_mcmc
 from robust_score.diagnostics._shared import (
     check_dim,
     compare,
     energy_status,
-    flatten_draws,
     match_length,
     numpy_rng,
     per_variable_rhat,
     pooled,
     rhat_1d,
-    run_quietly,
     second_half,
 )
 from robust_score.diagnostics.result import RESTART, CheckResult, skip_if_missing, worst_status
+from robust_score.diagnostics.runners import as_runner
 from robust_score.diagnostics.thresholds import (
     ENERGY_FAIL,
     GROUP_AGREEMENT_FACTOR,
@@ -41,8 +39,8 @@ _DRAWS_PER_RESTART = 200
 class RestartSetup(NamedTuple):
     """What every restart group is run and judged against."""
 
-    sampler: object  # the user's blackjax.SamplingAlgorithm
-    draws: Draws  # the user's posterior
+    run: object  # runners.Runner.run: the user's sampler from flat starts, in draws' space
+    draws: Draws  # the user's posterior, in the space the sampler moves in
     user: np.ndarray  # the user's kept draws, (chain, draw/2, dim)
     center: np.ndarray  # their per-coordinate mean, (dim,)
     num_steps: int  # steps per restart chain
@@ -51,7 +49,7 @@ class RestartSetup(NamedTuple):
 
 def restart_sensitivity(
     data,
-    sampler,
+    sampler=None,
     *,
     rng_key=None,
     reference=None,
@@ -59,9 +57,20 @@ def restart_sensitivity(
     num_steps: int | None = None,
     scales=(3.0, 10.0, 100.0),
     max_points: int = 500,
+    model_args=None,
+    model_kwargs=None,
+    num_warmup: int | None = None,
 ) -> CheckResult:
     """Re-run ``sampler`` from overdispersed starts (and from ``reference`` draws) and ask
     whether those chains end where the user's did.
+
+    ``sampler``: the ``blackjax.SamplingAlgorithm`` of an ``rs.run`` tree, or a NumPyro
+    ``MCMCKernel`` or ``MCMC``; when ``data`` is a NumPyro ``MCMC`` it may be left out and
+    the run's own kernel is used. NumPyro runs are checked in the model's unconstrained
+    latent space; their kernel is re-run (a copy, in a fresh ``MCMC``) with ``model_args`` /
+    ``model_kwargs`` when given, else with the arguments of the user's ``MCMC.run``, and
+    warms up for ``num_warmup`` steps (default: as long as the user's run, else
+    ``num_steps``) before each restart run. See :mod:`robust_score.diagnostics.runners`.
 
     Starts are ``m + scale * sqrt(d) * s * u`` (``m``, ``s``: per-coordinate mean and sd of
     the user's draws, ``u`` a uniform random direction), one group of ``num_chains`` per
@@ -70,24 +79,36 @@ def restart_sensitivity(
     test; R-hat across all groups is reported. A trap with shared starts shows as a group
     that leaves and ends elsewhere.
     """
+    if sampler is None and is_numpyro_mcmc(data):
+        sampler = data  # a NumPyro run carries its own kernel
     skipped = skip_if_missing(RESTART, sampler)
     if skipped is not None:
         return skipped
-    check_sampling_algorithm(sampler, "sampler")
     check_count(num_chains, "num_chains")
     check_count(max_points, "max_points", minimum=2)
-    tree = as_datatree(data)
-    draws = posterior_draws(tree)
+    runner = as_runner(
+        data, sampler, model_args=model_args, model_kwargs=model_kwargs, num_warmup=num_warmup
+    )
+    tree, draws = runner.tree, runner.draws
     if num_steps is None:
         thin = int(tree["posterior"].attrs.get("thin", 1))
         num_steps = max(_DRAWS_PER_RESTART, draws.flat.shape[1] * thin)
     check_count(num_steps, "num_steps")
     rng_key, rng = numpy_rng(rng_key)
     user = second_half(draws)
-    setup = RestartSetup(sampler, draws, user, pooled(user).mean(axis=0), num_steps, max_points)
+    setup = RestartSetup(runner.run, draws, user, pooled(user).mean(axis=0), num_steps, max_points)
     rng_key, starts = restart_starts(rng_key, rng, setup, scales, num_chains, reference)
+    pulled_in = {}  # NumPyro: starts past the model's float range, moved in until finite
+    for label, group in starts.items():
+        starts[label], pulled_in[label] = runner.pull_in(group, setup.center)
+    setup = setup._replace(run=runner.for_groups(starts))  # NumPyro: one compiled run
     groups, chains = run_restart_groups(rng_key, rng, setup, starts)
-    return restart_verdict(groups, chains, rng, setup)
+    result = restart_verdict(groups, chains, rng, setup)
+    result.details["sampler"] = runner.kind
+    if runner.kind == "numpyro":
+        result.details["num_warmup"] = num_steps if runner.num_warmup is None else runner.num_warmup
+        result.details["starts_pulled_in"] = {k: n for k, n in pulled_in.items() if n}
+    return result
 
 
 def restart_starts(rng_key, rng, setup: RestartSetup, scales, num_chains, reference):
@@ -141,11 +162,8 @@ def run_restart_groups(rng_key, rng, setup: RestartSetup, starts: dict):
 
 def _run_group(setup: RestartSetup, run_key, flat_starts) -> np.ndarray:
     """The second halves ``(chain, draw/2, dim)`` of the chains run from ``flat_starts``."""
-    draws = setup.draws
-    template = jax.tree.leaves(draws.unravel(jnp.zeros(draws.dim)))
-    positions = jax.vmap(draws.unravel)(jnp.asarray(flat_starts, jnp.result_type(*template)))
     thin = max(1, setup.num_steps // _DRAWS_PER_RESTART)
-    restart = flatten_draws(run_quietly(setup.sampler, run_key, positions, setup.num_steps, thin))
+    restart = setup.run(run_key, flat_starts, setup.num_steps, thin)
     return restart[:, restart.shape[1] // 2 :]
 
 
