@@ -6,40 +6,20 @@ that tell when Langevin is trapped.
     import robust_score as rs
     algorithm = rs.ula(score_fn, step_size=0.05)      # a blackjax.SamplingAlgorithm
     tree = rs.run(algorithm, key, initial_positions, num_steps=1000)   # an xarray.DataTree
+
+The public names load on first use: ``import robust_score`` alone imports neither JAX nor
+the samplers, so the ``robust-score`` command answers ``--help`` at once.
 """
 
-import sys
+import importlib as _importlib
+import sys as _sys
+import types as _types
+from importlib import metadata as _metadata
 
-import numpyro.infer as _numpyro_infer  # aliased: a bare `numpyro` would shadow rs.numpyro
-from blackjax import GenerateSamplingAPI
-
-# When arviz_base (which registers `numpyro` through lazy_loader) is imported before numpyro,
-# numpyro.infer.initialization ends up in sys.modules but not as an attribute of
-# numpyro.infer, and arviz_base.from_numpyro, which reads it as one, fails. Re-attach it.
-if not hasattr(_numpyro_infer, "initialization"):
-    _numpyro_infer.initialization = sys.modules["numpyro.infer.initialization"]
-
-from robust_score import diagnostics, kernels, learn, numpyro, schedules, scores
-from robust_score.batch import sample_batch
-from robust_score.kernels import annealed_langevin as _annealed_langevin
-from robust_score.kernels import mala as _mala
-from robust_score.kernels import reverse_diffusion as _reverse_diffusion
-from robust_score.kernels import ula as _ula
-from robust_score.kernels.adaptation import mala_adaptation
-from robust_score.kernels.annealed_langevin import AnnealedLangevin
-from robust_score.kernels.reverse_diffusion import ReverseDiffusion
-from robust_score.run import DivergenceWarning, RunState, run, sample_chains
-
-__version__ = "0.1.0"
-
-ula = GenerateSamplingAPI(_ula.as_top_level_api, _ula.init, _ula.build_kernel)
-mala = GenerateSamplingAPI(_mala.as_top_level_api, _mala.init, _mala.build_kernel)
-annealed_langevin = GenerateSamplingAPI(
-    _annealed_langevin.as_top_level_api, _annealed_langevin.init, _annealed_langevin.build_kernel
-)
-reverse_diffusion = GenerateSamplingAPI(
-    _reverse_diffusion.as_top_level_api, _reverse_diffusion.init, _reverse_diffusion.build_kernel
-)
+try:
+    __version__ = _metadata.version("robust-score")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AnnealedLangevin",
@@ -61,3 +41,83 @@ __all__ = [
     "scores",
     "ula",
 ]
+
+
+def _load() -> dict:
+    """Import the library and bind its public names here (once; later calls are free)."""
+    namespace = globals()
+    if "ula" in namespace:
+        return namespace
+    import numpyro.infer as numpyro_infer
+
+    # When arviz_base (which registers `numpyro` through lazy_loader) is imported before
+    # numpyro, numpyro.infer.initialization ends up in sys.modules but not as an attribute of
+    # numpyro.infer, and arviz_base.from_numpyro, which reads it as one, fails. Re-attach it.
+    if not hasattr(numpyro_infer, "initialization"):
+        numpyro_infer.initialization = _sys.modules["numpyro.infer.initialization"]
+
+    from blackjax import GenerateSamplingAPI
+
+    # import_module, not `from robust_score import ...`, which would ask __getattr__ again
+    diagnostics, kernels, learn, numpyro, schedules, scores = (
+        _importlib.import_module(f"robust_score.{name}")
+        for name in ("diagnostics", "kernels", "learn", "numpyro", "schedules", "scores")
+    )
+    from robust_score.batch import sample_batch
+    from robust_score.kernels import annealed_langevin, mala, reverse_diffusion, ula
+    from robust_score.kernels.adaptation import mala_adaptation
+    from robust_score.kernels.annealed_langevin import AnnealedLangevin
+    from robust_score.kernels.reverse_diffusion import ReverseDiffusion
+    from robust_score.run import DivergenceWarning, RunState, run, sample_chains
+
+    def factory(module):
+        return GenerateSamplingAPI(module.as_top_level_api, module.init, module.build_kernel)
+
+    namespace.update(
+        AnnealedLangevin=AnnealedLangevin,
+        DivergenceWarning=DivergenceWarning,
+        ReverseDiffusion=ReverseDiffusion,
+        RunState=RunState,
+        diagnostics=diagnostics,
+        annealed_langevin=factory(annealed_langevin),
+        kernels=kernels,
+        learn=learn,
+        mala=factory(mala),
+        mala_adaptation=mala_adaptation,
+        numpyro=numpyro,
+        reverse_diffusion=factory(reverse_diffusion),
+        run=run,
+        sample_batch=sample_batch,
+        sample_chains=sample_chains,
+        schedules=schedules,
+        scores=scores,
+        ula=factory(ula),
+    )
+    return namespace
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        return _load()[name]
+    raise AttributeError(f"module 'robust_score' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])
+
+
+class _Package(_types.ModuleType):
+    """``rs.run`` is the function even once the submodule ``robust_score.run`` is imported:
+    the import system then sets the package's attribute ``run`` to the submodule (which
+    stays reachable as ``sys.modules["robust_score.run"]``)."""
+
+    @property
+    def run(self):
+        return _load()["run"]
+
+    @run.setter
+    def run(self, value):
+        pass
+
+
+_sys.modules[__name__].__class__ = _Package
