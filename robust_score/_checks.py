@@ -27,9 +27,12 @@ __all__ = [
     "check_interval",
     "check_fraction",
     "check_key",
+    "check_labels",
     "check_model_arguments",
     "check_model_or_potential",
     "check_positive_scalar",
+    "check_positive_number",
+    "check_position_dtype",
     "check_sampler_or_kernel",
     "check_sampling_algorithm",
     "check_scalar_output",
@@ -41,6 +44,7 @@ __all__ = [
     "check_time_score_output",
     "check_widths",
     "default_float_dtype",
+    "explain_failed_init",
     "is_concrete",
 ]
 
@@ -335,6 +339,125 @@ def check_time_score_output(time_score_fn: Callable, position, schedule) -> None
     check_finite_tree(position, "position")
     t_min = jnp.asarray(schedule.t_min, jnp.result_type(jax.tree.leaves(position)[0]))
     check_score_output(time_score_fn, position, "time_score_fn", t_min)
+
+
+# -- first-hour checks: step sizes, position dtypes and ranks, run labels -------------------
+def check_positive_number(value, name: str) -> None:
+    """:func:`check_positive_scalar`, refusing first what NumPy would quietly convert: a
+    string (``"0.1"``), a bool or ``None``."""
+    if value is None or isinstance(value, str | bytes | bool):
+        raise TypeError(
+            f"`{name}` must be a positive number (e.g. 0.1), got {type(value).__name__} {value!r}."
+        )
+    check_positive_scalar(value, name)
+
+
+def check_position_dtype(tree, name: str = "initial_positions") -> None:
+    """Every leaf of ``tree`` must have JAX's default float dtype: float32, or float64 under
+    ``jax_enable_x64``. Integers, half precision (float16, bfloat16) and the other float are
+    refused with the fix named; nothing is cast (a cast would change the user's precision
+    behind their back)."""
+    default = default_float_dtype()
+    for leaf in jax.tree.leaves(tree):
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"`{name}` must hold floating-point arrays ({default}, JAX's default float), "
+                f"got dtype {dtype}: pass `positions.astype(jnp.{default})`."
+            )
+        if dtype.itemsize < 4:
+            raise TypeError(
+                f"`{name}` has dtype {dtype}: half precision (float16, bfloat16) is not "
+                f"supported; float32 and float64 are. Pass `positions.astype(jnp.{default})`."
+            )
+        if dtype != default:
+            x64 = "on" if default == jnp.float64 else "off"
+            other = "off to sample in float32" if x64 == "on" else "on to sample in float64"
+            raise TypeError(
+                f"`{name}` has dtype {dtype}, but JAX's default float is {default} "
+                f"(jax_enable_x64 is {x64}) and the samplers compute in it. Pass "
+                f"`positions.astype(jnp.{default})`, or turn jax_enable_x64 {other}."
+            )
+
+
+def explain_failed_init(error: Exception, positions, name: str = "initial_positions") -> None:
+    """After a sampler's ``init`` failed on each chain's slice of ``positions``: when every
+    leaf is 1-D (each chain's position a scalar), the likely cause is a forgotten chain axis;
+    raise a ``ValueError`` that says how to add it. Otherwise return (re-raise ``error``)."""
+    shapes = [jnp.shape(leaf) for leaf in jax.tree.leaves(positions)]
+    if not shapes or any(len(shape) != 1 for shape in shapes):
+        return
+    shape = shapes[0]
+    raise ValueError(
+        f"`{name}` has shape {shape}, which is read as {shape[0]} chains whose positions are "
+        f"scalars, and the sampler's init failed on a scalar position "
+        f"({type(error).__name__}: {error}). If each chain's position is a vector, add the "
+        f"chain axis: `positions[None]` for one chain (shape (1, {shape[0]})), or stack one "
+        f"row per chain (shape (num_chains, {shape[0]}))."
+    ) from error
+
+
+def check_labels(var_names, dims, coords, event_shapes: dict, var_name_count: int):
+    """``rs.run``'s labels, as ``arviz_base.from_dict`` takes them. ``var_names``: ``None``,
+    a string (a single-array position) or one string per array leaf (``var_name_count``);
+    returned as a list or ``None``. ``dims``: ``{variable: [dim names of its event axes]}``
+    for the variables of ``event_shapes`` (``{variable: event shape}``, known once
+    ``var_names`` is applied: call again with the final names). ``coords``: ``{dim name:
+    values}`` whose lengths match the axes named so."""
+    if var_names is not None:
+        names = [var_names] if isinstance(var_names, str) else var_names
+        if not isinstance(names, Sequence) or not all(
+            isinstance(n, str) and n.isidentifier() for n in names
+        ):
+            raise TypeError(
+                "`var_names` must be a variable name (a str such as 'theta') or a list of "
+                f"them, one per array of the position; got {var_names!r}."
+            )
+        if len(names) != var_name_count or len(set(names)) != len(names):
+            raise ValueError(
+                f"`var_names` must give {var_name_count} distinct name(s), one per array of "
+                f"the position; got {list(names)}."
+            )
+        var_names = list(names)
+    if not event_shapes:
+        return var_names
+    if dims is not None:
+        if not isinstance(dims, Mapping):
+            raise TypeError(
+                "`dims` must be a dict {variable: [dim names]}, e.g. {'x': ['param']}; got "
+                f"{type(dims).__name__}."
+            )
+        for var, names in dims.items():
+            if var not in event_shapes:
+                raise ValueError(
+                    f"`dims` names the variable {var!r}, but the posterior has "
+                    f"{sorted(event_shapes)} (see `var_names`)."
+                )
+            shape = event_shapes[var]
+            if isinstance(names, str) or len(names) != len(shape):
+                raise ValueError(
+                    f"`dims[{var!r}]` must name each of the {len(shape)} axes of one draw of "
+                    f"{var!r} (shape {shape}, after chain and draw); got {names!r}."
+                )
+    if coords is not None:
+        if not isinstance(coords, Mapping):
+            raise TypeError(
+                f"`coords` must be a dict {{dim name: values}}, got {type(coords).__name__}."
+            )
+        sizes = {}
+        for var, names in (dims or {}).items():
+            sizes.update(zip(names, event_shapes[var], strict=True))
+        for dim, values in coords.items():
+            if dim in ("chain", "draw"):
+                raise ValueError(
+                    f"`coords` must not set {dim!r}: rs.run numbers chains and draws itself."
+                )
+            if dim in sizes and len(values) != sizes[dim]:
+                raise ValueError(
+                    f"`coords[{dim!r}]` has {len(values)} values, but the axis {dim!r} has "
+                    f"length {sizes[dim]}."
+                )
+    return var_names
 
 
 # -- NumPyro kernels ------------------------------------------------------------------------

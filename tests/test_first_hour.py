@@ -10,7 +10,9 @@ import time
 import tomllib
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import robust_score as rs
@@ -114,3 +116,68 @@ def test_license_is_the_apache_text_the_metadata_declares():
         assert classifier in classifiers
     urls = project.get("urls", {})
     assert not any("example" in url or "TODO" in url for url in urls.values())
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: rs.scores.gaussian(jnp.zeros(3), jnp.ones(4)),
+            r"`cov` must match `mean` \(dimension 3\): a scalar \(isotropic\), 3 variances "
+            r"\(the diagonal, shape \(3,\)\) or a 3 x 3 matrix; got shape \(4,\)\.",
+        ),
+        (
+            lambda: rs.scores.gaussian(jnp.zeros(3), jnp.eye(2)),
+            r"`cov` must match `mean` .* got shape \(2, 2\)",
+        ),
+        (
+            lambda: rs.scores.gaussian(jnp.zeros((2, 3)), 1.0),
+            r"`mean` must be a vector .* rs.scores.gaussian_mixture",
+        ),
+        (
+            lambda: rs.scores.gaussian_mixture(jnp.ones(3), jnp.zeros((2, 3)), 1.0),
+            r"`weights` must have one entry per component: `means` has 2 rows \(components\), "
+            r"so shape \(2,\); got shape \(3,\)",
+        ),
+        (
+            lambda: rs.scores.gaussian_mixture(jnp.ones(2), jnp.zeros(3), 1.0),
+            r"`means` must be shaped \(num_components, dim\).* pass `means\[None\]`",
+        ),
+        (
+            lambda: rs.scores.gaussian_mixture(jnp.ones(2), jnp.zeros((2, 3)), jnp.ones(4)),
+            r"`covs` must match `means` \(2 components in dimension 3\).* got shape \(4,\)",
+        ),
+        (
+            lambda: rs.scores.gaussian_mixture(jnp.ones(2), jnp.zeros((2, 3)), jnp.ones((2, 3, 2))),
+            r"\(2, 3, 3\) \(a full matrix per component\); got shape \(2, 3, 2\)",
+        ),
+        (lambda: rs.scores.gaussian("zero", 1.0), r"`mean` must be an array of numbers"),
+    ],
+)
+def test_exact_score_shapes_are_explained_in_the_users_terms(build, message):
+    with pytest.raises((TypeError, ValueError), match=message) as info:
+        build()
+    assert "(1, 4)" not in str(info.value) and "(1, 3)" not in str(info.value)
+
+
+def test_exact_scores_accept_every_documented_covariance_form():
+    x = jnp.array([0.5, -1.0, 2.0])
+    for cov in (2.0, jnp.full(3, 2.0), 2.0 * jnp.eye(3)):
+        np.testing.assert_allclose(rs.scores.gaussian(jnp.zeros(3), cov)(x), -x / 2, rtol=1e-6)
+    means = jnp.zeros((2, 3))
+    for covs in (2.0, jnp.full(2, 2.0), jnp.full((2, 3), 2.0), 2.0 * jnp.stack([jnp.eye(3)] * 2)):
+        score = rs.scores.gaussian_mixture(jnp.ones(2), means, covs)
+        np.testing.assert_allclose(score(x), -x / 2, rtol=1e-6)
+
+
+def test_annealed_langevin_has_defaults_in_one_place():
+    settings = rs.AnnealedLangevin(VE)
+    assert (settings.num_levels, settings.steps_per_level) == (100, 10)
+    assert settings.snr == 0.16 and settings.step_size is None
+    assert settings == rs.AnnealedLangevin(VE, 100, 10, snr=0.16)
+    assert rs.AnnealedLangevin(VE, step_size=2e-5).snr is None
+    time_score = rs.scores.gaussian(jnp.zeros(2), 1.0, schedule=VE)
+    sampler = rs.annealed_langevin(time_score, VE)
+    state, info = jax.jit(sampler.step)(jax.random.key(0), sampler.init(jnp.zeros(2)))
+    assert int(info.num_score_evals) == settings.num_score_evals == 1001
+    assert bool(jnp.all(jnp.isfinite(state.position)))

@@ -117,14 +117,14 @@ def test_memorization_trap_pulls_to_nearest_training_point_only_nearby():
             lambda: rs.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 2.0], [2.0, 1.0]])),
             "positive definite",
         ),
-        (lambda: rs.scores.gaussian(jnp.zeros(2), jnp.ones((3, 3))), "`cov` must be"),
+        (lambda: rs.scores.gaussian(jnp.zeros(2), jnp.ones((3, 3))), "`cov` must match `mean`"),
         (
             lambda: rs.scores.gaussian(jnp.zeros(2), jnp.array([[1.0, 0.5], [0.0, 1.0]])),
             "symmetric",
         ),
         (
             lambda: rs.scores.gaussian_mixture(jnp.ones(3), jnp.zeros((2, 2)), 1.0),
-            "`weights` must be shaped",
+            "`weights` must have one entry per component",
         ),
         (lambda: rs.scores.gaussian_mixture(-jnp.ones(2), jnp.zeros((2, 2)), 1.0), "non-negative"),
         (lambda: rs.scores.center_trap(None), "`base_score` must be callable"),

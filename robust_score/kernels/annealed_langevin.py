@@ -8,14 +8,14 @@ heavily smoothed target whose modes are connected, so the chain finds every mode
 right mass before the later levels sharpen it; a chain at a level only ever visits where
 ``p_{t_i}`` has mass, which is where an L2-accurate score is accurate.
 
-Step rules (exactly one):
+Step rules (at most one; neither means ``snr=0.16``, Song et al. 2021's value):
 
 - ``step_size=eps``: NCSN's ``h_i = eps sigma_i^2 / sigma_L^2`` (``sigma_L = sigma(t_min)``),
   so ``eps`` is the step at the last level and ``h_i / sigma_i^2`` is the same at every level;
 - ``snr=r``: Song et al. (2021)'s corrector rule ``h = 2 (r ||z|| / ||s||)^2`` at its
   noise-dominated value ``h_i = 2 r^2 sigma_i^2``, the same for every chain (a step that
-  depended on the chain's own ``||s||`` would bias it; see
-  :func:`robust_score.kernels._annealing.snr_step_size`).
+  depended on the chain's own ``||s||`` would bias it: docs/diffusion.md, "Step rules for
+  Langevin moves").
 
 Both rules keep ``h_i / sigma_i^2`` fixed, and ``-Hess log p_t <= I / sigma^2`` makes any
 ``h_i < 2 sigma_i^2`` stable whatever the data.
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from blackjax.base import SamplingAlgorithm
 
-from robust_score._checks import check_count, check_positive_scalar
+from robust_score._checks import check_count, check_positive_number
 from robust_score.kernels import _annealing
 from robust_score.kernels._annealing import (
     AnnealingPath,
@@ -44,6 +44,11 @@ from robust_score.kernels._annealing import (
 )
 from robust_score.kernels.integrators import langevin_step
 from robust_score.schedules import Schedule
+
+#: The defaults of :class:`AnnealedLangevin` (and so of ``rs.annealed_langevin``): the
+#: documented test setting (``docs/diffusion.md``: 100 levels x 10 moves, 1001 score
+#: evaluations per draw) and Song et al. (2021)'s signal-to-noise ratio.
+NUM_LEVELS, STEPS_PER_LEVEL, SNR = 100, 10, 0.16
 
 __all__ = [
     "AnnealedLangevin",
@@ -59,14 +64,15 @@ __all__ = [
 class AnnealedLangevin(AnnealingPath):
     """Settings of an annealed-Langevin draw, checked once here; the kernel trusts them.
 
-    ``steps_per_level`` Langevin moves at each of ``num_levels`` noise levels, with exactly
-    one step rule: ``step_size`` (NCSN) or ``snr`` (signal-to-noise); the
-    :class:`~robust_score.kernels._annealing.AnnealingPath` fields (``schedule``, ``t_start``,
-    ``denoise``, ``spacing``) say where a path starts and ends.
+    ``steps_per_level`` Langevin moves (default 10) at each of ``num_levels`` noise levels
+    (default 100), with at most one step rule: ``step_size`` (NCSN) or ``snr``
+    (signal-to-noise); with neither, ``snr=0.16`` (stored so: the settings compare equal to
+    ones that give it). The fields shared with :class:`ReverseDiffusion`
+    (``schedule``, ``t_start``, ``denoise``, ``spacing``) say where a path starts and ends.
     """
 
-    num_levels: int
-    steps_per_level: int
+    num_levels: int = NUM_LEVELS
+    steps_per_level: int = STEPS_PER_LEVEL
     step_size: float | None = field(default=None, kw_only=True)
     snr: float | None = field(default=None, kw_only=True)
 
@@ -74,16 +80,18 @@ class AnnealedLangevin(AnnealingPath):
         super().__post_init__()
         check_count(self.num_levels, "num_levels")
         check_count(self.steps_per_level, "steps_per_level")
-        if (self.step_size is None) == (self.snr is None):
+        if self.step_size is not None and self.snr is not None:
             raise ValueError(
-                "give exactly one of `step_size` (NCSN rule eps * sigma_i^2 / sigma_min^2) or "
-                f"`snr` (signal-to-noise rule), got step_size={self.step_size!r}, "
-                f"snr={self.snr!r}."
+                "give at most one of `step_size` (NCSN rule eps * sigma_i^2 / sigma_min^2) or "
+                f"`snr` (signal-to-noise rule; {SNR} when neither is given), got "
+                f"step_size={self.step_size!r}, snr={self.snr!r}."
             )
         if self.step_size is not None:
-            check_positive_scalar(self.step_size, "step_size")
+            check_positive_number(self.step_size, "step_size")
         else:
-            check_positive_scalar(self.snr, "snr")
+            if self.snr is None:
+                object.__setattr__(self, "snr", SNR)
+            check_positive_number(self.snr, "snr")
 
     @property
     def num_score_evals(self) -> int:
@@ -128,8 +136,8 @@ build_kernel = _annealing.build_kernel
 def as_top_level_api(
     time_score_fn: Callable,
     schedule: Schedule,
-    num_levels: int,
-    steps_per_level: int,
+    num_levels: int = NUM_LEVELS,
+    steps_per_level: int = STEPS_PER_LEVEL,
     *,
     step_size: float | None = None,
     snr: float | None = None,
@@ -146,9 +154,11 @@ def as_top_level_api(
         state = sampler.init(jnp.zeros(dim))    # a template: shape, dtype, pytree structure
         state, info = jax.jit(sampler.step)(rng_key, state)   # state.position ~ p
 
-    Give exactly one of ``step_size`` (NCSN rule; Song & Ermon use ``eps = 2e-5`` with
+    Give at most one of ``step_size`` (NCSN rule; Song & Ermon use ``eps = 2e-5`` with
     ``sigma_min = 0.01``, i.e. ``h_i = 0.2 sigma_i^2``) or ``snr`` (``0.16`` in Song et al.
-    2021). The arguments are the fields of :class:`AnnealedLangevin`
+    2021, the default when neither is given); ``rs.annealed_langevin(time_score_fn,
+    schedule)`` runs 100 levels x 10 moves at ``snr=0.16``. The arguments are the fields of
+    :class:`AnnealedLangevin`
     (``AnnealedLangevin(...).sampling_algorithm(time_score_fn)`` is the same sampler); see
     the module docstring for the levels, the rules and the cost per step.
     """

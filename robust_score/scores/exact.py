@@ -42,9 +42,17 @@ class _Components(NamedTuple):
     eigvals: np.ndarray  # (K, d)
 
 
+def _as_array(value, name: str) -> np.ndarray:
+    """``value`` as a float64 NumPy array, or a ``TypeError`` naming the argument."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{name}` must be an array of numbers, got {value!r}.") from err
+
+
 def _as_covariances(covs, num_components: int, dim: int, name: str) -> np.ndarray:
     """Accept scalar / (K,) isotropic, (K, d) diagonal or (K, d, d) full covariances."""
-    covs = np.asarray(covs, dtype=np.float64)
+    covs = _as_array(covs, name)
     if covs.ndim == 0:
         covs = np.broadcast_to(covs, (num_components,))
     if covs.shape == (num_components,):
@@ -52,9 +60,12 @@ def _as_covariances(covs, num_components: int, dim: int, name: str) -> np.ndarra
     elif covs.shape == (num_components, dim):
         covs = np.stack([np.diag(c) for c in covs])
     elif covs.shape != (num_components, dim, dim):
+        k, d = num_components, dim
         raise ValueError(
-            f"`{name}` must be a scalar, or shaped ({num_components},), ({num_components}, {dim}) "
-            f"or ({num_components}, {dim}, {dim}); got shape {covs.shape}."
+            f"`{name}` must match `means` ({k} components in dimension {d}): a scalar (one "
+            f"isotropic variance for all), shape ({k},) (an isotropic variance per component), "
+            f"({k}, {d}) (a diagonal per component) or ({k}, {d}, {d}) (a full matrix per "
+            f"component); got shape {covs.shape}."
         )
     if not np.all(np.isfinite(covs)):
         raise ValueError(f"`{name}` has non-finite entries.")
@@ -66,16 +77,26 @@ def _as_covariances(covs, num_components: int, dim: int, name: str) -> np.ndarra
 
 
 def _components(weights, means, covs, *, cov_name: str) -> _Components:
-    means = np.asarray(means, dtype=np.float64)
-    if means.ndim != 2 or means.shape[1] < 1:
-        raise ValueError(f"`means` must be shaped (num_components, dim), got {means.shape}.")
+    means = _as_array(means, "means")
+    if means.ndim != 2 or means.shape[0] < 1 or means.shape[1] < 1:
+        hint = (
+            f" For one component in dimension {means.shape[0]}, pass `means[None]` (or use "
+            "rs.scores.gaussian)."
+            if means.ndim == 1
+            else ""
+        )
+        raise ValueError(
+            "`means` must be shaped (num_components, dim), one row per component; got shape "
+            f"{means.shape}.{hint}"
+        )
     if not np.all(np.isfinite(means)):
         raise ValueError("`means` has non-finite entries.")
     num_components, dim = means.shape
-    weights = np.asarray(weights, dtype=np.float64)
+    weights = _as_array(weights, "weights")
     if weights.shape != (num_components,):
         raise ValueError(
-            f"`weights` must be shaped ({num_components},) to match `means`, got {weights.shape}."
+            f"`weights` must have one entry per component: `means` has {num_components} "
+            f"rows (components), so shape ({num_components},); got shape {weights.shape}."
         )
     if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
         raise ValueError("`weights` must be finite, non-negative and not all zero.")
@@ -153,10 +174,20 @@ def _build(components: _Components, schedule: Schedule | None, want: str) -> Cal
 
 
 def _single(mean, cov) -> _Components:
-    mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
-    if mean.ndim != 1:
-        raise ValueError(f"`mean` must be a vector, got shape {mean.shape}.")
-    cov = np.asarray(cov, dtype=np.float64)
+    mean = np.atleast_1d(_as_array(mean, "mean"))
+    if mean.ndim != 1 or mean.size < 1:
+        raise ValueError(
+            f"`mean` must be a vector (shape (dim,)), got shape {mean.shape}. For several "
+            "Gaussians use rs.scores.gaussian_mixture."
+        )
+    cov = _as_array(cov, "cov")
+    (dim,) = mean.shape
+    if cov.shape not in ((), (dim,), (dim, dim)):
+        raise ValueError(
+            f"`cov` must match `mean` (dimension {dim}): a scalar (isotropic), {dim} "
+            f"variances (the diagonal, shape ({dim},)) or a {dim} x {dim} matrix; got shape "
+            f"{cov.shape}."
+        )
     return _components(np.ones(1), mean[None], cov[None], cov_name="cov")
 
 
