@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import warnings
 from pathlib import Path
 
 import jax
@@ -118,6 +119,16 @@ def test_license_is_the_apache_text_the_metadata_declares():
     assert not any("example" in url or "TODO" in url for url in urls.values())
 
 
+@pytest.mark.parametrize("step_size", ["0.1", b"0.1", True, None])
+def test_step_sizes_must_be_numbers(step_size):
+    with pytest.raises(TypeError, match="`step_size` must be a positive number"):
+        rs.ula(STANDARD, step_size)
+    with pytest.raises(TypeError, match="`step_size` must be a positive number"):
+        rs.annealed_langevin(lambda x, t: -x, VE, step_size=step_size or "x")
+    with pytest.raises(TypeError, match="`snr` must be a positive number"):
+        rs.AnnealedLangevin(VE, snr="0.16")
+
+
 @pytest.mark.parametrize(
     ("build", "message"),
     [
@@ -181,3 +192,28 @@ def test_annealed_langevin_has_defaults_in_one_place():
     state, info = jax.jit(sampler.step)(jax.random.key(0), sampler.init(jnp.zeros(2)))
     assert int(info.num_score_evals) == settings.num_score_evals == 1001
     assert bool(jnp.all(jnp.isfinite(state.position)))
+
+
+def test_ula_rejects_a_non_finite_move_and_flags_it():
+    def score(x):  # NaN past x0 > 1: every move from there is non-finite
+        return jnp.where(x[0] > 1.0, jnp.nan, -x)
+
+    kernel = rs.ula.build_kernel()
+    stuck = jnp.array([2.0, 0.0, 0.0])
+    state, info = kernel(jax.random.key(0), rs.ula.init(stuck, lambda x: -x), score, 0.1)
+    assert bool(info.is_divergent)
+    np.testing.assert_array_equal(state.position, stuck)  # the chain stays where it was
+    with pytest.warns(rs.DivergenceWarning):
+        tree = rs.run(rs.ula(score, 0.5), jax.random.key(0), jnp.zeros((8, 3)), 100)
+    x, diverging = tree.posterior["x"].values, tree.sample_stats["diverging"].values
+    assert np.isfinite(x).all() and diverging.any()
+    # a flagged draw repeats the previous one
+    chain, draw = np.argwhere(diverging[:, 1:])[0]
+    np.testing.assert_array_equal(x[chain, draw + 1], x[chain, draw])
+
+
+def test_a_healthy_ula_run_is_unchanged_by_the_policy():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tree = rs.run(rs.ula(STANDARD, 0.1), jax.random.key(0), jnp.zeros((2, 3)), 20)
+    assert not tree.sample_stats["diverging"].values.any()

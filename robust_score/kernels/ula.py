@@ -1,4 +1,11 @@
-"""Unadjusted Langevin algorithm driven by any (possibly wrong) score."""
+"""Unadjusted Langevin algorithm driven by any (possibly wrong) score.
+
+Divergence policy: a move that lands on a non-finite position (a step too large for the
+local curvature overflows; a score that is NaN or infinite makes the move so) is rejected —
+the chain stays where it was and the step is flagged ``is_divergent`` — as the NumPyro ULA
+move (:func:`build_shadow_kernel`) does. A finite move is always taken: there is no
+Metropolis correction, so the draws of a run with no divergent step are those of plain ULA.
+"""
 
 from collections.abc import Callable
 from typing import NamedTuple
@@ -11,7 +18,7 @@ from blackjax.types import ArrayTree, PRNGKey
 from robust_score._checks import (
     check_callable,
     check_finite_tree,
-    check_positive_scalar,
+    check_positive_number,
     check_score_output,
 )
 from robust_score.kernels import mala
@@ -28,8 +35,9 @@ class ULAState(NamedTuple):
 
 
 class ULAInfo(NamedTuple):
-    """``is_divergent``: the new position is non-finite, as it is whenever the score at the
-    old one was (the step adds ``h s`` with ``h > 0``)."""
+    """``is_divergent``: the move was rejected because it landed on a non-finite position,
+    as it does whenever the score at the old one was non-finite (the step adds ``h s`` with
+    ``h > 0``); the state then keeps the old position."""
 
     is_divergent: jax.Array
 
@@ -42,13 +50,18 @@ def init(position: ArrayTree, score_fn: Callable, rng_key: PRNGKey | None = None
 
 
 def build_kernel():
-    """ULA kernel: ``kernel(rng_key, state, score_fn, step_size) -> (state, info)``."""
+    """ULA kernel: ``kernel(rng_key, state, score_fn, step_size) -> (state, info)``. A move to
+    a non-finite position is rejected (the old position kept) and flagged divergent."""
 
     def kernel(
         rng_key: PRNGKey, state: ULAState, score_fn: Callable, step_size: float
     ) -> tuple[ULAState, ULAInfo]:
-        position = langevin_step(rng_key, state.position, score_fn(state.position), step_size)
-        return ULAState(position), ULAInfo(~all_finite(position))
+        proposal = langevin_step(rng_key, state.position, score_fn(state.position), step_size)
+        is_divergent = ~all_finite(proposal)
+        position = jax.tree.map(
+            lambda old, new: jnp.where(is_divergent, old, new), state.position, proposal
+        )
+        return ULAState(position), ULAInfo(is_divergent)
 
     return kernel
 
@@ -97,7 +110,9 @@ def as_top_level_api(score_fn: Callable, step_size: float) -> SamplingAlgorithm:
     ``score_fn`` maps a position (array or pytree) to an estimate of ``grad log p`` shaped like
     it. It need not be a gradient, nor be right: that is the point. ULA is biased by O(h)
     even with the exact score; see :func:`robust_score.mala` for the MH-corrected kernel.
+    A move that lands on a non-finite position is rejected and flagged ``is_divergent``
+    (the chain stays where it was), as in the NumPyro ULA kernel.
     """
     check_callable(score_fn, "score_fn")
-    check_positive_scalar(step_size, "step_size")
+    check_positive_number(step_size, "step_size")
     return build_sampling_algorithm(build_kernel(), init, score_fn, kernel_args=(step_size,))
