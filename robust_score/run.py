@@ -17,7 +17,10 @@ from robust_score._checks import (
     check_count,
     check_finite_tree,
     check_key,
+    check_labels,
+    check_position_dtype,
     check_sampling_algorithm,
+    explain_failed_init,
 )
 
 __all__ = ["run", "sample_chains", "RunState", "DivergenceWarning"]
@@ -28,12 +31,15 @@ class DivergenceWarning(RuntimeWarning):
 
 
 class RunState(NamedTuple):
-    """Where a run stopped: every chain's algorithm state and how many steps (warm-up
-    included) the chains have taken. Pass it back as ``initial_positions`` with the same key
-    to continue: the continued draws equal those of one longer run."""
+    """Where a run stopped: every chain's algorithm state, how many steps (warm-up included)
+    the chains have taken and how many draws were kept. Pass it back as
+    ``initial_positions`` with the same key to continue: the continued draws equal those of
+    one longer run, and their ``draw`` coordinates follow the earlier ones, so the trees
+    concatenate along ``draw``."""
 
     states: Any
     step: int
+    num_draws: int = 0
 
 
 def run(
@@ -47,6 +53,9 @@ def run(
     progress_bar: bool = False,
     devices=None,
     return_state: bool = False,
+    var_names=None,
+    dims=None,
+    coords=None,
 ):
     """Run ``len(initial_positions)`` chains of ``algorithm`` and return an ``xarray.DataTree``.
 
@@ -69,18 +78,34 @@ def run(
     thin
         Keep one step in ``thin``: memory grows with the kept draws only.
     progress_bar
-        Show a tqdm bar fed from inside the compiled loop.
+        Show a tqdm bar fed from inside the compiled loop: its description reads
+        ``warmup`` during the warm-up steps, then ``sampling``; its postfix counts the
+        divergent steps so far (summed over chains), when the algorithm's info reports
+        ``is_divergent``.
     devices
         ``None`` (the default device), a sequence of devices, or a ``jax.sharding.Mesh`` with
         one axis: chains are sharded over them (the number of chains must divide evenly).
         Draws are the same as on one device, up to floating-point rounding.
     return_state
         Also return the final :class:`RunState`, to continue the run later.
+    var_names
+        The posterior variables' names, as ``arviz_base.from_dict`` would have them: a string
+        for an array position (instead of ``x``), or a list with one name per array of a
+        pytree position (in ``jax.tree.leaves`` order). ``None``: ``x`` for an array, the
+        keys (joined by ``.``) for a pytree.
+    dims
+        ``{variable: [dim names]}``, one name per axis of a single draw (after ``chain`` and
+        ``draw``), as in ``arviz_base.from_dict``; unnamed axes are ``<variable>_dim_<i>``.
+    coords
+        ``{dim name: values}`` for the dims named in ``dims`` (not ``chain`` or ``draw``,
+        which ``rs.run`` numbers itself).
 
     Returns
     -------
     ``xarray.DataTree`` with ``posterior`` (dims ``chain, draw, ...``; an array position is
-    the variable ``x``, a dict position one variable per key) and ``sample_stats`` holding
+    the variable ``x``, a dict position one variable per key, unless ``var_names`` says
+    otherwise; ``draw`` counts from 0, or on from the earlier draws of a continued
+    :class:`RunState`) and ``sample_stats`` holding
     every scalar ``Info`` field (``is_divergent`` under ArviZ's name ``diverging``; boolean
     fields are OR-ed and numeric ones averaged over each thinning block). Divergent draws
     also raise a :class:`DivergenceWarning` naming how many. With ``return_state=True``, a
@@ -88,6 +113,9 @@ def run(
 
     Calls with the same algorithm object, shapes and settings reuse one compiled program.
     """
+    resumed = isinstance(initial_positions, RunState)
+    template = initial_positions.states.position if resumed else initial_positions
+    var_names = check_labels(var_names, None, None, {}, len(jax.tree.leaves(template)))
     positions, stats, final = sample_chains(
         algorithm,
         rng_key,
@@ -99,7 +127,9 @@ def run(
         devices=devices,
     )
     num_chains = jax.tree.leaves(positions)[0].shape[0]
-    tree = _to_datatree(positions, stats, num_chains, num_warmup=num_warmup, thin=thin)
+    first_draw = initial_positions.num_draws if resumed else 0
+    labels = {"var_names": var_names, "dims": dims, "coords": coords, "first_draw": first_draw}
+    tree = _to_datatree(positions, stats, num_chains, num_warmup=num_warmup, thin=thin, **labels)
     return (tree, final) if return_state else tree
 
 
@@ -127,7 +157,9 @@ def sample_chains(
     if isinstance(initial_positions, RunState):
         num_chains = check_chain_axis(initial_positions.states, "initial_positions")
         check_count(initial_positions.step, "RunState.step", minimum=0)
+        check_count(initial_positions.num_draws, "RunState.num_draws", minimum=0)
     else:
+        check_position_dtype(initial_positions, "initial_positions")
         check_finite_tree(initial_positions, "initial_positions")
         num_chains = check_chain_axis(initial_positions, "initial_positions")
     mesh = _as_mesh(devices, num_chains)
@@ -143,13 +175,19 @@ def sample_chains(
         sampler = jax.jit(partial(_sample.__wrapped__, *sample_args))
     if isinstance(initial_positions, RunState):
         states, start = initial_positions.states, initial_positions.step
+        kept_before = initial_positions.num_draws
     else:
         if mesh is not None:
             initial_positions = jax.device_put(initial_positions, _chain_sharding(mesh))
-        states, start = initialize(rng_key, initial_positions), 0
-    with _ProgressBar(progress_bar, num_warmup + num_draws * thin):
+        try:
+            states = initialize(rng_key, initial_positions)
+        except (TypeError, ValueError) as err:
+            explain_failed_init(err, initial_positions, "initial_positions")
+            raise
+        start, kept_before = 0, 0
+    with _ProgressBar(progress_bar, num_warmup + num_draws * thin, num_warmup):
         states, positions, stats = sampler(rng_key, states, jnp.asarray(start, jnp.int32))
-    final = RunState(states, start + num_warmup + num_draws * thin)
+    final = RunState(states, start + num_warmup + num_draws * thin, kept_before + num_draws)
     return positions, stats, final
 
 
@@ -173,41 +211,49 @@ def _sample(algorithm, num_warmup, num_draws, thin, progress_bar, mesh, rng_key,
     report_every = max(1, total // 100)
     vmapped_step = jax.vmap(algorithm.step)
 
-    def one_step(states, step_index):
+    def one_step(carry, step_index):
+        # carry: the chains' states and, with a progress bar, the divergent steps so far
+        states, divergent = carry
         keys = jax.vmap(jax.random.fold_in, (0, None))(chain_keys, start + step_index)
         states, info = vmapped_step(keys, _constrain(states, mesh))
         if progress_bar:
-            done = step_index + 1
+            flags = getattr(info, "is_divergent", None)
+            if flags is not None:
+                divergent = divergent + jnp.sum(flags, dtype=jnp.int32)
+            done, shown = step_index + 1, None if flags is None else divergent
             jax.lax.cond(
                 (done % report_every == 0) | (done == total),
                 # ordered callbacks are not supported across several devices
-                lambda: jax.debug.callback(_ProgressBar.update_active, done, ordered=mesh is None),
+                lambda: jax.debug.callback(
+                    _ProgressBar.update_active, done, shown, ordered=mesh is None
+                ),
                 lambda: None,
             )
-        return states, info
+        return (states, divergent), info
 
-    def run_block(states, block_start):
-        states, infos = jax.lax.scan(one_step, states, block_start + jnp.arange(thin))
-        return states, (states.position, _reduce_block(infos))
+    def run_block(carry, block_start):
+        carry, infos = jax.lax.scan(one_step, carry, block_start + jnp.arange(thin))
+        return carry, (carry[0].position, _reduce_block(infos))
 
     # Draws go straight into buffers laid out as ArviZ wants them, (chain, draw, ...):
     # stacking scan outputs (draw, chain, ...) and transposing would hold both copies at once.
-    kept_shapes = jax.eval_shape(run_block, states, 0)[1]
+    carry = (states, jnp.zeros((), jnp.int32) if progress_bar else None)
+    kept_shapes = jax.eval_shape(run_block, carry, 0)[1]
     buffers = jax.tree.map(
         lambda a: _constrain(jnp.zeros((a.shape[0], num_draws, *a.shape[1:]), a.dtype), mesh),
         kept_shapes,
     )
 
     def keep_one_draw(carry, draw):
-        states, buffers = carry
-        states, kept = run_block(states, num_warmup + thin * draw)
+        carry, buffers = carry
+        carry, kept = run_block(carry, num_warmup + thin * draw)
         buffers = jax.tree.map(lambda buf, a: buf.at[:, draw].set(a), buffers, kept)
-        return (states, buffers), None
+        return (carry, buffers), None
 
     if num_warmup:
-        states, _ = jax.lax.scan(one_step, states, jnp.arange(num_warmup))
-    (states, (positions, infos)), _ = jax.lax.scan(
-        keep_one_draw, (states, buffers), jnp.arange(num_draws)
+        carry, _ = jax.lax.scan(one_step, carry, jnp.arange(num_warmup))
+    ((states, _), (positions, infos)), _ = jax.lax.scan(
+        keep_one_draw, (carry, buffers), jnp.arange(num_draws)
     )
     return states, positions, infos
 
@@ -261,11 +307,15 @@ def _reduce_block(infos):
     return reduced
 
 
-def _to_datatree(positions, stats, num_chains, *, num_warmup, thin):
-    posterior = {
-        name: np.asarray(leaf)
-        for name, leaf in zip(_variable_names(positions), jax.tree.leaves(positions), strict=True)
-    }
+def _to_datatree(
+    positions, stats, num_chains, *, num_warmup, thin, var_names, dims, coords, first_draw
+):
+    leaves = jax.tree.leaves(positions)
+    names = var_names if var_names is not None else _variable_names(positions)
+    posterior = {name: np.asarray(leaf) for name, leaf in zip(names, leaves, strict=True)}
+    check_labels(None, dims, coords, {n: a.shape[2:] for n, a in posterior.items()}, len(names))
+    num_draws = leaves[0].shape[1]
+    coords = {**(coords or {}), "draw": np.arange(first_draw, first_draw + num_draws)}
     sample_stats = {}
     for name, value in stats.items():
         sample_stats["diverging" if name == "is_divergent" else name] = np.asarray(value)
@@ -284,7 +334,9 @@ def _to_datatree(positions, stats, num_chains, *, num_warmup, thin):
     with warnings.catch_warnings():
         # many short chains are normal here (e.g. 1000 chains x 50 draws), not a mislabel
         warnings.filterwarnings("ignore", message="Found chain dimension to be longer")
-        tree = arviz_base.from_dict({"posterior": posterior, "sample_stats": sample_stats})
+        tree = arviz_base.from_dict(
+            {"posterior": posterior, "sample_stats": sample_stats}, dims=dims, coords=coords
+        )
     tree["posterior"].attrs.update(
         {"created_by": "robust_score.run", "num_warmup": num_warmup, "thin": thin}
     )
@@ -312,7 +364,8 @@ def _variable_names(tree) -> list[str]:
 
 
 class _ProgressBar:
-    """A tqdm bar the compiled loop reports into through ``jax.debug.callback``.
+    """A tqdm bar the compiled loop reports into through ``jax.debug.callback``: ``warmup``
+    while the warm-up steps run, then ``sampling``, with the divergent steps so far.
 
     The compiled program is cached and reused, so it cannot close over one bar: it calls
     :meth:`update_active`, which feeds whichever bar is open now.
@@ -321,16 +374,18 @@ class _ProgressBar:
     _active = None
     _lock = threading.Lock()
 
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total, self.bar = enabled, total, None
+    def __init__(self, enabled: bool, total: int, num_warmup: int = 0):
+        self.enabled, self.total, self.num_warmup, self.bar = enabled, total, num_warmup, None
+        self.sampling = not num_warmup
 
     def __enter__(self):
         if self.enabled:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=self.total, desc="sampling", unit="step")
+            desc = "warmup" if self.num_warmup else "sampling"
+            self.bar = tqdm(total=self.total, desc=desc, unit="step")
             with _ProgressBar._lock:
-                _ProgressBar._active = self.bar
+                _ProgressBar._active = self
         return self
 
     def __exit__(self, *exc):
@@ -341,7 +396,14 @@ class _ProgressBar:
         return False
 
     @staticmethod
-    def update_active(done):
-        bar = _ProgressBar._active
-        if bar is not None:
-            bar.update(int(done) - bar.n)
+    def update_active(done, divergent=None):
+        active = _ProgressBar._active
+        if active is None:
+            return
+        bar, done = active.bar, int(done)
+        if done > active.num_warmup and not active.sampling:
+            active.sampling = True
+            bar.set_description("sampling", refresh=False)
+        if divergent is not None:
+            bar.set_postfix(divergent=int(divergent), refresh=False)
+        bar.update(done - bar.n)

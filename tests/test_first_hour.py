@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import xarray as xr
 
 import robust_score as rs
 from robust_score import cli
@@ -119,6 +120,36 @@ def test_license_is_the_apache_text_the_metadata_declares():
     assert not any("example" in url or "TODO" in url for url in urls.values())
 
 
+@pytest.mark.parametrize(
+    ("dtype", "message"),
+    [
+        (
+            jnp.int32,
+            r"must hold floating-point arrays \(float32, JAX's default float\), got dtype int32",
+        ),
+        (jnp.float16, r"has dtype float16: half precision .* float32 and float64 are"),
+        (jnp.bfloat16, r"has dtype bfloat16: half precision .* float32 and float64 are"),
+    ],
+)
+def test_positions_of_an_unsupported_dtype_are_refused_by_name(dtype, message):
+    with pytest.raises(TypeError, match=r"`initial_positions` " + message):
+        rs.run(rs.ula(STANDARD, 0.1), jax.random.key(0), jnp.zeros((2, 3), dtype), 5)
+
+
+def test_float32_positions_under_x64_are_refused_not_cast(x64):
+    with pytest.raises(TypeError, match=r"JAX's default float is float64 \(jax_enable_x64 is on\)"):
+        rs.run(rs.ula(STANDARD, 0.1), jax.random.key(0), jnp.zeros((2, 3), jnp.float32), 5)
+
+
+def test_a_forgotten_chain_axis_is_named_with_the_fix():
+    with pytest.raises(ValueError, match=r"read as 3 chains .* `positions\[None\]`") as info:
+        rs.run(rs.ula(STANDARD, 0.1), jax.random.key(0), jnp.zeros(3), 5)
+    assert "distribution has dimension 3" in str(info.value)  # the score's own complaint
+    # a score that takes scalars runs 3 chains of scalar positions, as before
+    tree = rs.run(rs.ula(lambda x: -x, 0.1), jax.random.key(0), jnp.zeros(3), 5)
+    assert tree.posterior["x"].shape == (3, 5)
+
+
 @pytest.mark.parametrize("step_size", ["0.1", b"0.1", True, None])
 def test_step_sizes_must_be_numbers(step_size):
     with pytest.raises(TypeError, match="`step_size` must be a positive number"):
@@ -192,6 +223,105 @@ def test_annealed_langevin_has_defaults_in_one_place():
     state, info = jax.jit(sampler.step)(jax.random.key(0), sampler.init(jnp.zeros(2)))
     assert int(info.num_score_evals) == settings.num_score_evals == 1001
     assert bool(jnp.all(jnp.isfinite(state.position)))
+
+
+def test_var_names_dims_and_coords_label_the_posterior():
+    tree = rs.run(
+        rs.ula(STANDARD, 0.1),
+        jax.random.key(0),
+        jnp.zeros((2, 3)),
+        10,
+        var_names="theta",
+        dims={"theta": ["param"]},
+        coords={"param": ["a", "b", "c"]},
+    )
+    assert list(tree.posterior.data_vars) == ["theta"]
+    assert tree.posterior["theta"].dims == ("chain", "draw", "param")
+    assert list(tree.posterior["param"].values) == ["a", "b", "c"]
+    assert tree.sample_stats["diverging"].dims == ("chain", "draw")
+
+
+def test_var_names_rename_the_arrays_of_a_pytree_position():
+    def score(p):
+        return {"mu": -p["mu"], "tau": -p["tau"]}
+
+    starts = {"mu": jnp.zeros((2, 4)), "tau": jnp.ones(2)}
+    tree = rs.run(rs.ula(score, 0.1), jax.random.key(0), starts, 5, var_names=["loc", "scale"])
+    assert tree.posterior["loc"].shape == (2, 5, 4) and tree.posterior["scale"].shape == (2, 5)
+
+
+@pytest.mark.parametrize(
+    ("labels", "error", "message"),
+    [
+        ({"var_names": ["a", "b"]}, ValueError, r"`var_names` must give 1 distinct name"),
+        ({"var_names": 3}, TypeError, r"`var_names` must be a variable name"),
+        ({"var_names": "has space"}, TypeError, r"`var_names` must be a variable name"),
+        ({"dims": {"theta": ["p"]}}, ValueError, r"`dims` names the variable 'theta'.*\['x'\]"),
+        ({"dims": {"x": ["p", "q"]}}, ValueError, r"`dims\['x'\]` must name each of the 1 axes"),
+        ({"dims": ["x"]}, TypeError, r"`dims` must be a dict"),
+        (
+            {"dims": {"x": ["p"]}, "coords": {"p": [1, 2]}},
+            ValueError,
+            r"`coords\['p'\]` has 2 values, but the axis 'p' has length 3",
+        ),
+        ({"coords": {"draw": [0]}}, ValueError, r"`coords` must not set 'draw'"),
+    ],
+)
+def test_bad_labels_are_named(labels, error, message):
+    with pytest.raises(error, match=message):
+        rs.run(rs.ula(STANDARD, 0.1), jax.random.key(0), jnp.zeros((2, 3)), 5, **labels)
+
+
+def test_continued_runs_number_their_draws_after_the_earlier_ones():
+    algorithm = rs.ula(STANDARD, 0.1)
+    starts = jax.random.normal(jax.random.key(3), (2, 3))
+    whole = rs.run(algorithm, jax.random.key(4), starts, 60, thin=2)
+    first, state = rs.run(algorithm, jax.random.key(4), starts, 20, thin=2, return_state=True)
+    assert state.num_draws == 10
+    second, state = rs.run(algorithm, jax.random.key(4), state, 40, thin=2, return_state=True)
+    assert state.num_draws == 30 and state.step == 60
+    assert list(first.posterior["draw"].values) == list(range(10))
+    assert list(second.posterior["draw"].values) == list(range(10, 30))
+    joined = xr.concat([first.posterior.to_dataset(), second.posterior.to_dataset()], dim="draw")
+    xr.testing.assert_equal(joined["x"], whole.posterior["x"])
+    stats = xr.concat(
+        [first.sample_stats.to_dataset(), second.sample_stats.to_dataset()], dim="draw"
+    )
+    assert list(stats["draw"].values) == list(range(30))
+
+
+def test_progress_bar_shows_warmup_then_sampling_and_divergences(capsys):
+    rs.run(
+        rs.ula(STANDARD, 0.1),
+        jax.random.key(0),
+        jnp.zeros((2, 3)),
+        40,
+        num_warmup=10,
+        progress_bar=True,
+    )
+    err = capsys.readouterr().err
+    assert "warmup" in err and "sampling" in err and "50/50" in err
+    assert "divergent=0" in err
+    with pytest.warns(rs.DivergenceWarning):
+        rs.run(rs.ula(STANDARD, 3.0), jax.random.key(0), jnp.ones((2, 3)), 100, progress_bar=True)
+    err = capsys.readouterr().err
+    assert "warmup" not in err
+    last = err.rsplit("divergent=", 1)[1]
+    assert int(last.split("]")[0].strip()) > 0
+
+
+def test_dsm_training_is_quiet_by_default_and_rate_limited_when_asked(capsys):
+    from robust_score.learn import dsm
+
+    data = jax.random.normal(jax.random.key(0), (64, 2))
+    rs.learn.train_dsm(
+        data, rs.schedules.vp(), rng_key=jax.random.key(1), num_steps=4, batch_size=8,
+        hidden=(8,),
+    )  # fmt: skip
+    assert capsys.readouterr().err == ""
+    bar = dsm._progress(10)
+    assert bar.mininterval >= 1.0
+    bar.close()
 
 
 def test_ula_rejects_a_non_finite_move_and_flags_it():

@@ -147,7 +147,7 @@ def train_dsm(
     time_sampling: str = "log_snr",
     time_features: int = 16,
     score_time: float | None = None,
-    progress_bar: bool = True,
+    progress_bar: bool = False,
 ) -> TrainedScore:
     """Fit an MLP time score to ``data`` (shaped ``(n, *event_shape)``) by sigma^2-weighted
     denoising score matching under ``schedule``, with Adam.
@@ -167,7 +167,9 @@ def train_dsm(
       ``TrainedScore.score_fn``, the fixed-noise score for ULA/MALA.
 
     Each step uses the key ``fold_in(rng_key, step)``, so the result does not depend on how
-    the steps are grouped into compiled chunks (the progress bar's granularity). Repeated
+    the steps are grouped into compiled chunks (the progress bar's granularity). Quiet by
+    default; ``progress_bar=True`` shows a tqdm bar with the running loss, redrawn at most
+    once a second (so a notebook is not flooded with updates). Repeated
     calls with the same settings and shapes reuse the compiled program. Raises
     ``FloatingPointError`` if the loss becomes non-finite. Returns a :class:`TrainedScore`.
     """
@@ -321,4 +323,5 @@ def _train_chunk(config: _Config, chunk: int, num_steps, params, opt_state, star
 def _progress(total: int):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="DSM training", unit="step")
+    # at most one redraw a second: each is an output message in a notebook
+    return tqdm(total=total, desc="DSM training", unit="step", mininterval=1.0)
