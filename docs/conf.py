@@ -64,6 +64,9 @@ html_title = "robust-score"
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
+    # the top bar holds the "Start here" pages and the example notebooks (index.md's first
+    # two toctrees); the guide's other pages and the reference follow under "More"
+    "header_links_before_dropdown": 7,
 }
 html_static_path: list[str] = []
 

@@ -32,8 +32,6 @@ def _command():
 
 
 # -- 1. the command line ----------------------------------------------------------------------
-
-
 def test_help_answers_fast_and_version_is_the_installed_one():
     started = time.perf_counter()
     result = subprocess.run([*_command(), "--help"], capture_output=True, text=True, timeout=60)
@@ -100,6 +98,7 @@ def test_the_lazy_namespace_keeps_rs_run_the_function():
     assert result.stdout.strip() == "[]"
 
 
+# -- 2. license and index metadata ------------------------------------------------------------
 def test_license_is_the_apache_text_the_metadata_declares():
     text = (ROOT / "LICENSE").read_text()
     assert "Apache License" in text and "Version 2.0, January 2004" in text
@@ -120,6 +119,7 @@ def test_license_is_the_apache_text_the_metadata_declares():
     assert not any("example" in url or "TODO" in url for url in urls.values())
 
 
+# -- 3. early errors in the user's terms ------------------------------------------------------
 @pytest.mark.parametrize(
     ("dtype", "message"),
     [
@@ -225,6 +225,16 @@ def test_annealed_langevin_has_defaults_in_one_place():
     assert bool(jnp.all(jnp.isfinite(state.position)))
 
 
+def test_readme_table_shows_real_arguments():
+    rows = [
+        line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `rs.")
+    ]
+    assert len(rows) >= 10
+    for row in rows:
+        assert "..." not in row and "…" not in row, row
+
+
+# -- 4. rs.run labels and continued draws -----------------------------------------------------
 def test_var_names_dims_and_coords_label_the_posterior():
     tree = rs.run(
         rs.ula(STANDARD, 0.1),
@@ -290,6 +300,7 @@ def test_continued_runs_number_their_draws_after_the_earlier_ones():
     assert list(stats["draw"].values) == list(range(30))
 
 
+# -- 5. progress ------------------------------------------------------------------------------
 def test_progress_bar_shows_warmup_then_sampling_and_divergences(capsys):
     rs.run(
         rs.ula(STANDARD, 0.1),
@@ -324,6 +335,7 @@ def test_dsm_training_is_quiet_by_default_and_rate_limited_when_asked(capsys):
     bar.close()
 
 
+# -- 7. one ULA divergence policy -------------------------------------------------------------
 def test_ula_rejects_a_non_finite_move_and_flags_it():
     def score(x):  # NaN past x0 > 1: every move from there is non-finite
         return jnp.where(x[0] > 1.0, jnp.nan, -x)
