@@ -14,6 +14,7 @@ the samplers, so the ``robust-score`` command answers ``--help`` at once.
 import importlib as _importlib
 import sys as _sys
 import types as _types
+from importlib import abc as _abc
 from importlib import metadata as _metadata
 
 try:
@@ -43,6 +44,24 @@ __all__ = [
 ]
 
 
+class _NumpyroBeforeArviz(_abc.MetaPathFinder):
+    """Imports numpyro before arviz_base, whatever imports arviz_base first (``rs.run``, the
+    diagnostics, user code). arviz_base.io_numpyro loads numpyro through lazy_loader, and a
+    numpyro imported under that lazy module leaves its submodules off their parents'
+    attributes: ``numpyro.infer.util`` and ``arviz_base.from_numpyro`` (which reads
+    ``numpyro.infer.initialization``) then fail. Finds nothing itself."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == "arviz_base" and "numpyro" not in _sys.modules:
+            import numpyro  # noqa: F401
+
+        return None
+
+
+if not any(type(finder).__name__ == "_NumpyroBeforeArviz" for finder in _sys.meta_path):
+    _sys.meta_path.insert(0, _NumpyroBeforeArviz())
+
+
 def _load() -> dict:
     """Import the library and bind its public names here (once; later calls are free)."""
     namespace = globals()
@@ -50,9 +69,10 @@ def _load() -> dict:
         return namespace
     import numpyro.infer as numpyro_infer
 
-    # When arviz_base (which registers `numpyro` through lazy_loader) is imported before
-    # numpyro, numpyro.infer.initialization ends up in sys.modules but not as an attribute of
-    # numpyro.infer, and arviz_base.from_numpyro, which reads it as one, fails. Re-attach it.
+    # When arviz_base (which registers `numpyro` through lazy_loader) was imported before
+    # robust_score, numpyro.infer.initialization ends up in sys.modules but not as an
+    # attribute of numpyro.infer, and arviz_base.from_numpyro, which reads it as one, fails.
+    # Re-attach it. (After `import robust_score`, _NumpyroBeforeArviz keeps the order.)
     if not hasattr(numpyro_infer, "initialization"):
         numpyro_infer.initialization = _sys.modules["numpyro.infer.initialization"]
 

@@ -98,6 +98,19 @@ def test_the_lazy_namespace_keeps_rs_run_the_function():
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("first", ["arviz_base", "robust_score.run"])
+def test_numpyro_loads_before_arviz_base_whatever_imports_it_first(first):
+    # arviz_base loads numpyro lazily, and a numpyro imported under that lazy module leaves
+    # numpyro.infer.util (and .initialization, which from_numpyro reads) off numpyro.infer
+    code = (
+        f"import robust_score, {first}, numpyro.infer\n"
+        "print(hasattr(numpyro.infer, 'util'), hasattr(numpyro.infer, 'initialization'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True True"
+
+
 # -- 2. license and index metadata ------------------------------------------------------------
 def test_license_is_the_apache_text_the_metadata_declares():
     text = (ROOT / "LICENSE").read_text()
