@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from blackjax.base import SamplingAlgorithm
 
-from robust_score._checks import check_count, check_positive_number
+from robust_score._checks import check_count, check_positive_scalar
 from robust_score.kernels import _annealing
 from robust_score.kernels._annealing import (
     AnnealingPath,
@@ -87,11 +87,11 @@ class AnnealedLangevin(AnnealingPath):
                 f"step_size={self.step_size!r}, snr={self.snr!r}."
             )
         if self.step_size is not None:
-            check_positive_number(self.step_size, "step_size")
+            check_positive_scalar(self.step_size, "step_size")
         else:
             if self.snr is None:
                 object.__setattr__(self, "snr", SNR)
-            check_positive_number(self.snr, "snr")
+            check_positive_scalar(self.snr, "snr")
 
     @property
     def num_score_evals(self) -> int:

@@ -18,7 +18,7 @@ from blackjax.types import ArrayTree, PRNGKey
 from robust_score._checks import (
     check_callable,
     check_finite_tree,
-    check_positive_number,
+    check_positive_scalar,
     check_score_output,
 )
 from robust_score.kernels import mala
@@ -114,5 +114,5 @@ def as_top_level_api(score_fn: Callable, step_size: float) -> SamplingAlgorithm:
     (the chain stays where it was), as in the NumPyro ULA kernel.
     """
     check_callable(score_fn, "score_fn")
-    check_positive_number(step_size, "step_size")
+    check_positive_scalar(step_size, "step_size")
     return build_sampling_algorithm(build_kernel(), init, score_fn, kernel_args=(step_size,))
