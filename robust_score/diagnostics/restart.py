@@ -13,6 +13,7 @@ from robust_score.diagnostics._data import Draws, as_sample_matrix, is_numpyro_m
 from robust_score.diagnostics._shared import (
     check_dim,
     compare,
+    describe,
     energy_status,
     match_length,
     numpy_rng,
@@ -20,14 +21,19 @@ from robust_score.diagnostics._shared import (
     pooled,
     rhat_1d,
     second_half,
+    too_short,
+    unconverged_explanation,
 )
 from robust_score.diagnostics.result import RESTART, CheckResult, skip_if_missing, worst_status
 from robust_score.diagnostics.runners import as_runner
 from robust_score.diagnostics.thresholds import (
     ENERGY_FAIL,
+    FAR_GROUP_MIN_MOVED,
     GROUP_AGREEMENT_FACTOR,
     MAX_GROUP_RHAT,
+    MIN_ESS,
     MIN_MOVED_FRACTION,
+    MIN_RUN_ESS,
 )
 
 __all__ = ["restart_sensitivity", "restart_starts", "run_restart_groups", "restart_verdict"]
@@ -142,8 +148,10 @@ def run_restart_groups(rng_key, rng, setup: RestartSetup, starts: dict):
     for label, flat_starts in starts.items():
         rng_key, run_key, test_key = jax.random.split(rng_key, 3)
         restart = _run_group(setup, run_key, flat_starts)
-        user, slices = pooled(setup.user), setup.draws.slices
-        comparison = compare(user, pooled(restart), test_key, rng, setup.max_points, slices)
+        slices = setup.draws.slices
+        comparison = compare(
+            setup.user, restart, test_key, rng, setup.max_points, slices, len(starts)
+        )
         if comparison is None:
             groups[label] = {"status": "warn", "note": "every restart chain diverged"}
             continue
@@ -168,20 +176,28 @@ def _run_group(setup: RestartSetup, run_key, flat_starts) -> np.ndarray:
 
 
 def _judge_group(comparison, kept, kept_starts, rng_key, rng, setup: RestartSetup):
-    """Set ``comparison["status"]``: the energy verdict, downgraded to an inconclusive
-    ``warn`` when the group is not self-consistent. Returns the advanced ``rng_key``."""
+    """Set ``comparison["status"]``: the comparison's verdict (kept before any downgrade as
+    ``comparison["evidence"]``), downgraded to an inconclusive ``warn`` when the group is not
+    self-consistent. Returns the advanced ``rng_key``."""
+    status = energy_status(comparison)
+    comparison["evidence"] = status
+    if status in ("skipped", "unconverged"):
+        comparison["status"] = status
+        return rng_key
     # Only restarts that agree with each other are evidence against the user's chains;
     # restarts that have not converged themselves (a hard target, too few steps) are not:
-    # the user-vs-restart effect must dwarf the effect between two halves of the group.
-    status = energy_status(comparison)
+    # the user-vs-restart effect must dwarf the effect between two halves of the group, on
+    # the statistic that decided.
     if status == "fail" and len(kept) >= 2:
         rng_key, split_key = jax.random.split(rng_key)
         half = len(kept) // 2
-        within = compare(pooled(kept[:half]), pooled(kept[half:]), split_key, rng, setup.max_points)
-        comparison["within_group_coefficient"] = within["coefficient"]
-        if comparison["coefficient"] < GROUP_AGREEMENT_FACTOR * within["coefficient"]:
+        within = compare(kept[:half], kept[half:], split_key, rng, setup.max_points)
+        statistics = within.get("statistics", {})  # none for too short restart chains
+        effect = statistics.get(comparison["decided_by"], {}).get("effect", math.nan)
+        comparison["within_group_coefficient"] = effect
+        if comparison["coefficient"] < GROUP_AGREEMENT_FACTOR * effect:
             status = "warn"
-            comparison["note"] = "restarts disagree among themselves: inconclusive"
+            comparison["note"] = _DISAGREE
     # restarts that barely left their starting points (a sampler stuck far out in the
     # tails) say nothing about where the user's chains should be
     start_offsets = np.linalg.norm(kept_starts - setup.center, axis=-1)
@@ -191,29 +207,24 @@ def _judge_group(comparison, kept, kept_starts, rng_key, rng, setup: RestartSetu
         (comparison["moved_fraction"] < MIN_MOVED_FRACTION, "barely moved from their starts"),
         (comparison["group_rhat"] > MAX_GROUP_RHAT, "have not mixed among themselves"),
     ):
-        if status == "fail" and inconclusive:
+        if comparison["evidence"] == "fail" and inconclusive:
             status = "warn"
             comparison["note"] = f"restarts {note}: inconclusive"
     comparison["status"] = status
     return rng_key
 
 
+_DISAGREE = "restarts disagree among themselves: inconclusive"
+
+
 def restart_verdict(groups: dict, chains: list, rng, setup: RestartSetup) -> CheckResult:
-    """The check's result: the worst group's status, the largest energy coefficient, and
-    the R-hat across the user's chains and every group's."""
+    """The check's result: the worst group's status (``fail`` too when every group ends far
+    from the user's draws, even if the groups disagree among themselves), the deciding
+    group's effect, and the R-hat across the user's chains and every group's."""
     combined = np.concatenate([c for c in [setup.user, *chains] if len(c)], axis=0)
     rhat = per_variable_rhat(combined, rng)
-    coefficient = max((g.get("coefficient", 0.0) for g in groups.values()), default=0.0)
-    status = worst_status(g["status"] for g in groups.values())
     sqrt_d = math.sqrt(setup.draws.dim)
     user_distance = float(np.linalg.norm(setup.user - setup.center, axis=-1).mean() / sqrt_d)
-    worst_group = max(groups, key=lambda k: groups[k].get("coefficient", 0.0))
-    explanation = {
-        "ok": "chains restarted from overdispersed starts end where yours did",
-        "warn": f"chains restarted from '{worst_group}' end somewhat differently from yours",
-        "fail": f"chains restarted from '{worst_group}' end elsewhere: your chains look trapped "
-        "by where they started",
-    }[status]
     details = {
         "groups": groups,
         "rhat_across_groups": rhat,
@@ -221,4 +232,63 @@ def restart_verdict(groups: dict, chains: list, rng, setup: RestartSetup) -> Che
         "num_steps": setup.num_steps,
         "max_points": setup.max_points,
     }
-    return CheckResult(RESTART, status, coefficient, ENERGY_FAIL, explanation + ".", details)
+    reason = too_short(setup.user.shape[1])
+    if reason is not None:
+        return CheckResult(RESTART, "skipped", math.nan, math.nan, reason, details)
+    judged = {label: g for label, g in groups.items() if "evidence" in g}
+    if not judged:
+        explanation = "every restart chain diverged"
+        return CheckResult(RESTART, "warn", math.nan, ENERGY_FAIL, explanation + ".", details)
+    status = worst_status(g["status"] for g in groups.values())
+    typical_ess = np.median([g["ess"] for g in judged.values()])
+    if status == "unconverged" and typical_ess >= MIN_RUN_ESS:
+        status = "ok"  # the run's ESS, read in each group's frame, dipped in a few only
+    # Groups that each end far from the user's draws are evidence even when they end in
+    # different places (a multimodal target whose modes the restarts split between them,
+    # which also raises the groups' R-hat): "inconclusive" stays when some group agrees with
+    # the user, or when a group stayed near its starts (a sampler stuck in the tails).
+    all_far = len(judged) >= 2 and all(
+        g["evidence"] == "fail" and g["moved_fraction"] >= FAR_GROUP_MIN_MOVED
+        for g in judged.values()
+    )
+    details["all_groups_far"] = all_far
+    overridden = all_far and status != "fail"
+    if overridden:
+        status = "fail"
+    worst = max(judged, key=lambda label: _rank(judged[label], overridden))
+    group = judged[worst]
+    if status == "unconverged":
+        explanation = unconverged_explanation(group)
+    else:
+        explanation = {
+            "ok": f"no restart group ends away from your chains (largest: '{worst}', ",
+            "warn": f"chains restarted from '{worst}' end somewhat differently from yours (",
+            "fail": f"chains restarted from '{worst}' end elsewhere: your chains look trapped "
+            "by where they started (",
+        }[status] + describe(group)
+        if status == "warn" and "note" in group:
+            explanation += f"; {group['note']}"
+        if overridden:
+            effects = [g["coefficient"] for g in judged.values()]
+            explanation += (
+                f"; every restart group ends away from them, effects {min(effects):.2g}-"
+                f"{max(effects):.2g}, though the groups differ among themselves"
+            )
+        explanation += ")"
+    statistic, threshold = group["coefficient"], group["threshold"]
+    if status == "unconverged":
+        statistic, threshold = group["ess"], MIN_ESS
+    return CheckResult(RESTART, status, statistic, threshold, explanation + ".", details)
+
+
+_ORDER = {"skipped": -1, "ok": 0, "unconverged": 1, "warn": 2, "fail": 3}
+
+
+def _rank(group: dict, by_evidence: bool) -> tuple:
+    """Which group a verdict names: the most severe (by its evidence before any downgrade
+    when the run fails because every group is far), then the largest effect relative to
+    its fail threshold; among groups that flag nothing, the nearest to significance."""
+    status = group["evidence"] if by_evidence else group["status"]
+    if status in ("warn", "fail"):
+        return _ORDER[status], group["coefficient"] / group["threshold"]
+    return _ORDER[status], -group["p_value"], group["decided_by"] == "joint"

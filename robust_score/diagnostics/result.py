@@ -31,8 +31,10 @@ MEMORIZATION = "memorization"
 CHECK_NAMES = (RESTART, REFERENCE, ANNEALED, SCORE_ERROR, MEMORIZATION)
 
 #: A check's possible statuses; a report's status is the worst of its checks'.
-STATUSES = ("ok", "warn", "fail", "skipped")
-_SEVERITY = {"ok": 0, "warn": 1, "fail": 2}
+#: ``unconverged``: the draws hold too few effective draws (ESS) to judge; it ranks above
+#: ``ok`` (the run cannot be trusted yet) and below ``warn`` (it is no sign of a trap).
+STATUSES = ("ok", "unconverged", "warn", "fail", "skipped")
+_SEVERITY = {"ok": 0, "unconverged": 1, "warn": 2, "fail": 3}
 
 # What each check needs that the caller may leave out: the reason a skipped result gives.
 _NEEDS = {
@@ -46,9 +48,10 @@ _NEEDS = {
 
 @dataclass
 class CheckResult:
-    """One check's verdict: ``status`` is ``ok``, ``warn``, ``fail`` or ``skipped``;
-    ``name`` is one of :data:`~robust_score.diagnostics.result.CHECK_NAMES`; ``statistic``
-    is compared with ``threshold``; ``details`` holds the numbers behind the verdict."""
+    """One check's verdict: ``status`` is ``ok``, ``unconverged``, ``warn``, ``fail`` or
+    ``skipped``; ``name`` is one of :data:`~robust_score.diagnostics.result.CHECK_NAMES`;
+    ``statistic`` is compared with ``threshold``; ``details`` holds the numbers behind the
+    verdict."""
 
     name: str
     status: str
@@ -75,7 +78,7 @@ def skip_if_missing(name: str, *inputs) -> CheckResult | None:
 
 
 def worst_status(statuses) -> str:
-    """The most severe of ``statuses`` (``fail`` > ``warn`` > ``ok``), ignoring skipped
-    ones; ``"skipped"`` when none ran."""
+    """The most severe of ``statuses`` (``fail`` > ``warn`` > ``unconverged`` > ``ok``),
+    ignoring skipped ones; ``"skipped"`` when none ran."""
     ran = [status for status in statuses if status in _SEVERITY]
     return max(ran, key=_SEVERITY.get) if ran else "skipped"

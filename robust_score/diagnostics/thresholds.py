@@ -9,9 +9,18 @@ __all__ = [
     "ENERGY_WARN",
     "P_FAIL",
     "P_WARN",
+    "KS_FAIL",
+    "KS_WARN",
+    "MODE_DIRECTIONS",
+    "MIN_ESS",
+    "MIN_RUN_ESS",
+    "MIN_KEPT_DRAWS",
+    "DECISIVE_KS",
+    "DECISIVE_ENERGY",
     "GROUP_AGREEMENT_FACTOR",
     "MIN_MOVED_FRACTION",
     "MAX_GROUP_RHAT",
+    "FAR_GROUP_MIN_MOVED",
     "SCORE_ERROR_FAIL",
     "SCORE_ERROR_WARN",
     "SCORE_ERROR_CONCENTRATION",
@@ -32,6 +41,39 @@ ENERGY_WARN = 0.06
 P_FAIL = 0.01
 #: Permutation p-value below which a moderate energy coefficient warns.
 P_WARN = 0.05
+#: Largest difference of probability mass on one side of a point (KS distance), along the
+#: distance to the center or a leading principal direction, above which a check fails (with
+#: ``p < P_FAIL`` after a Bonferroni correction over the KS tests of a check): a mode
+#: weighted 0.55 instead of 0.35 gives 0.2...
+KS_FAIL = 0.1
+#: ... or warns (with ``p < P_WARN``, corrected likewise).
+KS_WARN = 0.05
+#: How many leading principal directions the mode-mass comparison projects on.
+MODE_DIRECTIONS = 3
+#: Below this many effective draws (pooled bulk ESS of the user's kept draws) in the
+#: quantity a statistic reads, that statistic cannot judge. Bulk ESS estimates of 4 chains
+#: x 500 draws overestimate small ESS: at a true 2 (ULA, h = 0.002) they read 4.6-8.4, a
+#: distance's up to 12.
+MIN_ESS = 20.0
+#: When no statistic flags a difference, a check says ``unconverged`` (a clean run that has
+#: not mixed is not a trap) if no statistic could judge or the run's own ESS (the median
+#: over coordinates, and along the leading principal direction) is below this. Lower than
+#: ``MIN_ESS`` because single estimates scatter: at a true ESS of about 50 (ULA, h = 0.05,
+#: d = 1000) 18 estimates along a direction read 16-93, at a true 2 they read 4.6-8.4.
+MIN_RUN_ESS = 10.0
+#: Fewer kept draws per chain than this (after the first half is dropped as burn-in) and a
+#: check is skipped.
+MIN_KEPT_DRAWS = 10
+#: Effects this large fail a check even below ``MIN_ESS`` effective draws (with the p-value,
+#: taken at the effective sizes, below ``P_FAIL``, against a sample with ``MIN_ESS``):
+#: samples that barely overlap, which a clean run started at target draws does not produce
+#: by slow mixing alone. Clean ULA at d = 1000 with ESS 5 reaches KS distances of 0.34 and
+#: energy coefficients of 0.00 against reference and reverse-diffusion draws; an off-center
+#: trap in an anisotropic Gaussian that mixes slowly inside its well (d = 10 and 100, ESS
+#: 7-15) gives 1.0 and 0.73 against reverse diffusion.
+DECISIVE_KS = 0.9
+#: ... likewise for the energy coefficient.
+DECISIVE_ENERGY = 0.5
 #: A restart group fails a run only if its distance to the user's draws exceeds this many
 #: times the distance between two halves of the group (else the restarts have not converged)...
 GROUP_AGREEMENT_FACTOR = 3.0
@@ -41,6 +83,12 @@ MIN_MOVED_FRACTION = 0.7
 #: ... and only if the R-hat of their distances to the user's mean stays below this
 #: (restarts of a hard target such as Neal's funnel under MALA do not mix).
 MAX_GROUP_RHAT = 2.5
+#: When every restart group ends far from the user's draws the run fails even if the groups
+#: disagree among themselves or their R-hat is high, provided each group's chains traveled
+#: at least this fraction of their start's distance (median): restarts on an 8-mode ring
+#: that settle in other modes travel 0.5-1.4 of it, MALA restarts stuck out in Neal's
+#: funnel 0.0-0.07.
+FAR_GROUP_MIN_MOVED = 0.25
 #: Relative score error where the chain sits above which the score-error check fails...
 SCORE_ERROR_FAIL = 0.1
 #: ... or warns.
