@@ -1,16 +1,31 @@
-"""Calibrate the trap-report thresholds: false alarms on exact-score runs, detection on traps.
+"""Calibrate the trap report on the kinds of runs users bring, and report held-out rates.
 
-Each case builds a target, a sampler and chain starts as a user would; the user's run and the
-report use seed-dependent keys. A false alarm is an overall status ``fail`` on an exact-score
-case; a detection is ``fail`` on a trap case. ``warn`` rates are reported too.
+Every case builds a target, a sampler and chain starts as a user would, runs 4 chains, and
+asks for a trap report with the inputs a user has at three levels: the sampler only; the
+sampler plus a time score (a diffusion model of the target; for unadjusted samplers also
+the step size, which the user chose); and, for data-started runs, the training data too.
+Kinds and what a right report says:
 
-Run: .venv/bin/python benchmarks/calibrate_diagnostics.py --seeds 20 --out docs/calibration.md
+- **trap** (off-center well in an anisotropic target, a well between mixture modes, chains
+  that never leave one mode, memorization): ``fail``. The rate of ``fail`` is the TPR.
+- **clean** (exact-score MALA on anisotropic targets, slowly mixing exact-score ULA, NumPyro
+  models under NUTS and ``ScoreLangevin``): not ``warn``/``fail``; ``unconverged`` is
+  allowed. The rates of ``warn or fail`` and of ``fail`` are the FPRs.
+- **bias** (coarse-step ULA with the exact score): not ``fail``; with the step size given,
+  the step-size check names the bias.
+
+Seeds alternate: even seeds are the tuning half (where thresholds may be chosen), odd seeds
+the held-out half; the page reports both, separately.
+
+Run: .venv/bin/python benchmarks/calibrate_diagnostics.py --seeds 6 --out docs/calibration.md
 """
 
 import argparse
 import math
 import time
 import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
@@ -19,137 +34,272 @@ import numpy as np
 import robust_score as rs
 
 NUM_CHAINS, NUM_STEPS = 4, 1000
-RING_SD = 0.8
+VP = rs.schedules.vp()
 
 
-def normal_starts(dim, scale=1.0, center=0.0):
+@dataclass
+class Case:
+    """A user's run: the sampler, how chains start, and what the user could pass."""
+
+    kind: str  # "trap", "clean" or "bias"
+    sampler: object
+    starts: object  # key -> (NUM_CHAINS, dim) starts
+    time_score: object = None  # the diffusion model a user would have
+    step: tuple | None = None  # (step_size, sampler_at) for unadjusted samplers
+    train_data: object = None
+    num_steps: int = NUM_STEPS
+    extra: dict = field(default_factory=dict)
+
+
+def _scales(dim):
+    """Anisotropic standard deviations, log-spaced over two decades."""
+    return np.geomspace(0.3, 3.0, dim)
+
+
+def _whitened(score_white, scale):
+    """A score on ``x = scale * y`` from one on ``y``: ``s_x(x) = s_y(x / scale) / scale``."""
+    return lambda x: score_white(x / scale) / scale
+
+
+def _normal_starts(dim, scale=1.0, center=0.0):
     return lambda key: center + scale * jax.random.normal(key, (NUM_CHAINS, dim))
 
 
-def ring(num_modes=8, radius=3.0):
-    angles = 2 * math.pi * np.arange(num_modes) / num_modes
-    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
+def clean_mala(dim):
+    scale = jnp.asarray(_scales(dim))
+    logdensity = rs.scores.gaussian_logdensity(jnp.zeros(dim), scale**2)
+    step = 0.5 * 0.3**2 * dim ** (-1 / 3)  # MALA's d^(-1/3) scaling at the smallest scale
+    return Case(
+        "clean",
+        rs.mala(logdensity, step),
+        _normal_starts(dim, scale),
+        rs.scores.gaussian(jnp.zeros(dim), scale**2, schedule=VP),
+    )
 
 
-def gaussian_case(dim):
+def slow_ula(dim):
     score = rs.scores.gaussian(jnp.zeros(dim), 1.0)
-    return {"sampler": rs.ula(score, 0.05), "starts": normal_starts(dim)}
+    # h = 0.002 over 1000 steps: time span 2 against a relaxation time of 1, ESS ~ 1 per chain
+    return Case(
+        "clean",
+        rs.ula(score, 0.002),
+        _normal_starts(dim),
+        rs.scores.gaussian(jnp.zeros(dim), 1.0, schedule=VP),
+        step=(0.002, lambda h: rs.ula(score, h)),
+    )
 
 
-def gmm_case():
-    score = rs.scores.gaussian_mixture(np.ones(8), ring(), RING_SD**2)
-    # modes 2.9 sd apart: ULA hops between them, given 4000 steps
-    return {"sampler": rs.ula(score, 0.05), "starts": normal_starts(2, 4.0), "num_steps": 4000}
+def coarse_ula(dim):
+    score = rs.scores.gaussian(jnp.zeros(dim), 1.0)
+    # h = 0.2: stationary variance 1 / (1 - h/2) = 1.11, an O(h) bias of 11 %
+    return Case(
+        "bias",
+        rs.ula(score, 0.2),
+        _normal_starts(dim),
+        rs.scores.gaussian(jnp.zeros(dim), 1.0, schedule=VP),
+        step=(0.2, lambda h: rs.ula(score, h)),
+    )
 
 
-def funnel_case(dim=10):
-    def logdensity(z):
-        v, x = z[0], z[1:]
-        return -(v**2) / 18.0 - 0.5 * jnp.sum(x**2) * jnp.exp(-v) - 0.5 * (dim - 1) * v
+def off_center_trap(dim):
+    scale = jnp.asarray(_scales(dim))
+    sqrt_d = math.sqrt(dim)
+    center = jnp.full(dim, 3.0)  # 3 sd out in every whitened coordinate: no target mass
+    white = rs.scores.center_trap(
+        rs.scores.gaussian(jnp.zeros(dim), 1.0),
+        center,
+        r_in=max(0.6 * sqrt_d, 1.0),
+        r_out=max(0.8 * sqrt_d, 1.4),
+        stiffness=25.0,
+    )
+    trapped = _whitened(white, scale)
+    # the well's curvature is 25 / scale^2: h = 0.002 is stable at the smallest scale (0.3)
+    # and relaxes the largest (3) about 5 times over the run
+    return Case(
+        "trap",
+        rs.ula(trapped, 0.002),
+        _normal_starts(dim, 0.05 * scale, center * scale),
+        rs.scores.gaussian(jnp.zeros(dim), scale**2, schedule=VP),
+        step=(0.002, lambda h: rs.ula(trapped, h)),
+    )
 
-    return {"sampler": rs.mala(logdensity, 0.1), "starts": normal_starts(dim)}
+
+def _two_modes(dim, separation=8.0):
+    means = np.zeros((2, dim))
+    means[0, 0], means[1, 0] = -separation / 2, separation / 2
+    return means
 
 
-def thm1_case(dim=200):
-    trapped = rs.scores.center_trap(rs.scores.gaussian(jnp.full(dim, 7.0), 1.0))
-    return {"sampler": rs.ula(trapped, 0.1), "starts": normal_starts(dim)}  # Thm 1: N(0, I)
+def mode_dropping(dim):
+    means = _two_modes(dim)
+    score = rs.scores.gaussian_mixture(np.ones(2), means, 1.0)
+    # modes 8 sd apart: exact-score ULA started in one mode never crosses in 1000 steps
+    return Case(
+        "trap",
+        rs.ula(score, 0.05),
+        _normal_starts(dim, 1.0, jnp.asarray(means[0])),
+        rs.scores.gaussian_mixture(np.ones(2), means, 1.0, schedule=VP),
+        step=(0.05, lambda h: rs.ula(score, h)),
+    )
 
 
-def thm7_case(dim=200, num_train=100):
+def well_between_modes(dim):
+    means = _two_modes(dim)
+    exact = rs.scores.gaussian_mixture(np.ones(2), means, 1.0)
+    radius = max(0.3 * math.sqrt(dim), 0.8)
+    well = rs.scores.center_trap(exact, jnp.zeros(dim), r_in=radius, r_out=1.5 * radius,
+                                 stiffness=25.0)  # fmt: skip
+    return Case(
+        "trap",
+        rs.ula(well, 0.005),
+        _normal_starts(dim, 0.05),
+        rs.scores.gaussian_mixture(np.ones(2), means, 1.0, schedule=VP),
+        step=(0.005, lambda h: rs.ula(well, h)),
+    )
+
+
+def memorization(dim, num_train=100):
     train = jax.random.normal(jax.random.key(123), (num_train, dim))
     memorizing = rs.scores.memorization_trap(rs.scores.gaussian(jnp.zeros(dim), 1.0), train)
 
     def starts(key):
         return train[jax.random.choice(key, num_train, (NUM_CHAINS,), replace=False)]
 
-    return {"sampler": rs.ula(memorizing, 0.005), "starts": starts, "train_data": train}
+    return Case(
+        "trap",
+        rs.ula(memorizing, 0.005),
+        starts,
+        rs.scores.gaussian(jnp.zeros(dim), 1.0, schedule=VP),
+        step=(0.005, lambda h: rs.ula(memorizing, h)),
+        train_data=train,
+    )
 
 
-def off_center_case(dim=50):
-    center = jnp.full(dim, 2.0)  # ||c|| = 2 sqrt(d): the target never goes there
-    # well spread sqrt(d / stiffness) = 0.33 sqrt(d), inside r_in = 0.6 sqrt(d)
-    radii = {"r_in": 0.6 * math.sqrt(dim), "r_out": 0.8 * math.sqrt(dim), "stiffness": 9.0}
-    trapped = rs.scores.center_trap(rs.scores.gaussian(jnp.zeros(dim), 1.0), center, **radii)
-    return {"sampler": rs.ula(trapped, 0.05), "starts": normal_starts(dim, 0.1, center)}
-
-
-def spurious_well_case():
-    exact = rs.scores.gaussian_mixture(np.ones(8), ring(), RING_SD**2)
-    # in 2-D nothing concentrates: the well must be deep (spread 0.1) to hold a chain
-    well = rs.scores.center_trap(exact, jnp.zeros(2), r_in=0.8, r_out=1.2, stiffness=100.0)
-    return {"sampler": rs.ula(well, 0.005), "starts": normal_starts(2, 0.1)}
-
-
-CASES = {  # name: (build, its arguments, is a trap)
-    "Gaussian d=2 (exact)": (gaussian_case, (2,), False),
-    "Gaussian d=50 (exact)": (gaussian_case, (50,), False),
-    "Gaussian d=500 (exact)": (gaussian_case, (500,), False),
-    "8-mode GMM ring (exact)": (gmm_case, (), False),
-    "Neal's funnel d=10, MALA": (funnel_case, (), False),
-    "Thm 1 center trap d=200": (thm1_case, (), True),
-    "Thm 7 memorization d=200": (thm7_case, (), True),
-    "off-center trap d=50": (off_center_case, (), True),
-    "spurious well in GMM ring": (spurious_well_case, (), True),
+CASES = {  # name: (build, dims)
+    "clean MALA, anisotropic Gaussian": (clean_mala, (2, 10, 100, 1000)),
+    "clean ULA, slowly mixing (ESS < 10)": (slow_ula, (10, 100, 1000)),
+    "coarse-step ULA, exact score": (coarse_ula, (2, 10, 100, 1000)),
+    "off-center trap, anisotropic Gaussian": (off_center_trap, (2, 10, 100, 1000)),
+    "chains never leave one mode": (mode_dropping, (2, 10, 100, 1000)),
+    "well between mixture modes": (well_between_modes, (2, 10, 100)),
+    "memorization (Thm 7)": (memorization, (10, 100)),
 }
+LEVELS = ("sampler", "sampler + time score", "+ training data")
 
 
-def run_case(case, seed):
+def report_inputs(case: Case, starts, level: str) -> dict:
+    inputs = {"sampler": case.sampler}
+    if level != "sampler":
+        inputs.update(time_score_fn=case.time_score, schedule=VP)
+        if case.step is not None:
+            inputs.update(step_size=case.step[0], sampler_at=case.step[1])
+    if level == "+ training data":
+        inputs.update(train_data=case.train_data, starts=starts)
+    return inputs
+
+
+def run_case(case: Case, seed: int, levels):
     key_start, key_run, key_report = jax.random.split(jax.random.key(seed), 3)
-    starts = case["starts"](key_start)
-    num_steps = case.get("num_steps", NUM_STEPS)
+    starts = case.starts(key_start)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tree = rs.run(case["sampler"], key_run, starts, num_steps, thin=num_steps // NUM_STEPS)
-    started = time.perf_counter()
-    report = rs.diagnostics.trap_report(
-        tree,
-        sampler=case["sampler"],
-        train_data=case.get("train_data"),
-        starts=starts if "train_data" in case else None,
-        rng_key=key_report,
-    )
-    return report, time.perf_counter() - started
+        tree = rs.run(case.sampler, key_run, starts, case.num_steps)
+        out = {}
+        for level in levels:
+            started = time.perf_counter()
+            inputs = report_inputs(case, starts, level)
+            report = rs.diagnostics.trap_report(tree, rng_key=key_report, **inputs)
+            out[level] = (report, time.perf_counter() - started)
+    return out
+
+
+def outcome(report) -> dict:
+    step = report.get(rs.diagnostics.STEP_SIZE)
+    return {
+        "status": report.status,
+        "bias named": bool(step is not None and step.details.get("bias")),
+    }
+
+
+def summarize(results) -> list[str]:
+    """Markdown rows: per case, dimension, level and half, the rates that matter."""
+    rows = [
+        "| case | kind | d | inputs | half | runs | fail | warn | unconverged | ok | "
+        "bias named | report s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (name, kind, dim, level, half), entries in sorted(results.items()):
+        statuses = [e["status"] for e in entries]
+        rate = {s: np.mean([x == s for x in statuses]) for s in ("fail", "warn", "unconverged")}
+        ok = np.mean([x in ("ok", "skipped") for x in statuses])
+        named = np.mean([e["bias named"] for e in entries])
+        seconds = np.median([e["seconds"] for e in entries])
+        rows.append(
+            f"| {name} | {kind} | {dim} | {level} | {half} | {len(entries)} "
+            f"| {rate['fail']:.0%} | {rate['warn']:.0%} | {rate['unconverged']:.0%} "
+            f"| {ok:.0%} | {named:.0%} | {seconds:.1f} |"
+        )
+    return rows
+
+
+def held_out_table(results) -> list[str]:
+    """TPR (traps: fail) and FPR (clean: warn or fail; fail) per kind and level, held out."""
+    pooled = defaultdict(list)
+    for (_, kind, _, level, half), entries in results.items():
+        if half == "held-out":
+            pooled[(kind, level)].extend(e["status"] for e in entries)
+    rows = [
+        "| kind | inputs | runs | fail | warn or fail | unconverged |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (kind, level), statuses in sorted(pooled.items()):
+        fail = np.mean([s == "fail" for s in statuses])
+        flagged = np.mean([s in ("warn", "fail") for s in statuses])
+        unconverged = np.mean([s == "unconverged" for s in statuses])
+        rows.append(
+            f"| {kind} | {level} | {len(statuses)} | {fail:.0%} | {flagged:.0%} "
+            f"| {unconverged:.0%} |"
+        )
+    return rows
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=6)
     parser.add_argument("--out", default=None)
     parser.add_argument("--only", default=None, help="substring of a case name")
+    parser.add_argument("--max-dim", type=int, default=1000)
     args = parser.parse_args(argv)
-    rows = [
-        f"| case | kind | fail rate ({args.seeds} seeds) | warn rate | restart energy "
-        "coefficient, median [min, max] | report s (median) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, (build, build_args, is_trap) in CASES.items():
+    results = defaultdict(list)
+    started = time.perf_counter()
+    for name, (build, dims) in CASES.items():
         if args.only and args.only not in name:
             continue
-        case = build(*build_args)
-        runs = [run_case(case, seed) for seed in range(args.seeds)]
-        statuses = [report.status for report, _ in runs]
-        stats = [report["restart sensitivity"].statistic for report, _ in runs]
-        seconds = [elapsed for _, elapsed in runs]
-        fail = np.mean([s == "fail" for s in statuses])
-        rate = f"detection {fail:.0%}" if is_trap else f"false alarm {fail:.0%}"
-        rows.append(
-            f"| {name} | {'trap' if is_trap else 'exact'} | {rate} "
-            f"| {np.mean([s == 'warn' for s in statuses]):.0%} "
-            f"| {np.median(stats):.3f} [{np.min(stats):.3f}, {np.max(stats):.3f}] "
-            f"| {np.median(seconds[1:] or seconds):.1f} |"
-        )
-        print(rows[-1], flush=True)
-    table = "\n".join(rows)
+        for dim in (d for d in dims if d <= args.max_dim):
+            case = build(dim)
+            levels = LEVELS if case.train_data is not None else LEVELS[:2]
+            for seed in range(args.seeds):
+                half = "tuning" if seed % 2 == 0 else "held-out"
+                for level, (report, seconds) in run_case(case, seed, levels).items():
+                    entry = {**outcome(report), "seconds": seconds}
+                    results[(name, case.kind, dim, level, half)].append(entry)
+            print(f"{name} d={dim}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+    rows, held_out = summarize(results), held_out_table(results)
+    print("\n".join(held_out))
     if args.out:
         with open(args.out, "w") as handle:
             handle.write(
-                "# Trap-report calibration\n\nGenerated by `benchmarks/calibrate_diagnostics.py"
-                f" --seeds {args.seeds}`: {NUM_CHAINS} chains x {NUM_STEPS} steps per run; "
-                "the report gets the sampler (and, for Thm 7, the training data and starts).\n\n"
-                + table
+                "# Trap-report calibration\n\n"
+                f"Generated by `benchmarks/calibrate_diagnostics.py --seeds {args.seeds}` "
+                f"in {time.perf_counter() - started:.0f} s: {NUM_CHAINS} chains x "
+                f"{NUM_STEPS} steps per run; even seeds are the tuning half, odd seeds "
+                "the held-out half. See the script's docstring for the cases.\n\n"
+                "## Held out, per kind and inputs\n\n"
+                + "\n".join(held_out)
+                + "\n\n## Every case\n\n"
+                + "\n".join(rows)
                 + "\n"
             )
-    return table
 
 
 if __name__ == "__main__":

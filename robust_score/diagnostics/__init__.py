@@ -22,6 +22,7 @@ from robust_score.diagnostics.result import (
     REFERENCE,
     RESTART,
     SCORE_ERROR,
+    STEP_SIZE,
     CheckResult,
     worst_status,
 )
@@ -31,6 +32,7 @@ from robust_score.diagnostics.statistics import (
     kernel_stein_discrepancy,
     nearest_distances,
 )
+from robust_score.diagnostics.step_size import step_size_sensitivity
 
 __all__ = [
     "ANNEALED",
@@ -38,6 +40,7 @@ __all__ = [
     "REFERENCE",
     "RESTART",
     "SCORE_ERROR",
+    "STEP_SIZE",
     "CheckResult",
     "TrapReport",
     "annealed_cross_check",
@@ -48,6 +51,7 @@ __all__ = [
     "reference_comparison",
     "restart_sensitivity",
     "score_error_along_chain",
+    "step_size_sensitivity",
     "trap_report",
     "worst_status",
 ]

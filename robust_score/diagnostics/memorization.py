@@ -56,10 +56,15 @@ def memorization_report(
         return skipped
     check_count(max_points, "max_points")
     train = as_sample_matrix(train_data, "train_data")
-    if len(train) < 2:
-        raise ValueError(f"`train_data` needs at least 2 points, got {len(train)}.")
     chains, points = _sample_points(samples)
     check_dim(points, train.shape[1], "samples", other="train_data")
+    distinct = len(np.unique(train, axis=0))
+    if distinct < 2:
+        # nearest-neighbor ratios and the baseline are undefined on one repeated point
+        raise ValueError(
+            f"`train_data` needs at least 2 distinct points, got {len(train)} point(s) of "
+            f"which {distinct} distinct."
+        )
     _, rng = numpy_rng(rng_key)
     details = nearest_neighbor_statistics(points, train, holdout, rng, max_points)
     drift_status = "ok"

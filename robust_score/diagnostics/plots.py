@@ -51,11 +51,16 @@ def _axes_of(collection, visual: str):
     return list({id(a.axes): a.axes for a in artists if getattr(a, "axes", None)}.values())
 
 
-def plot_score_errors(report, **kwargs):
-    """Distribution of the per-draw relative score error ``||s_hat - grad log p||^2`` (log10)
-    on your draws and, when given, on reference draws: the trap signature is a reference
-    distribution near 0 and a chain distribution far to the right."""
-    import arviz_plots as azp
+def plot_score_errors(report, ax=None, bins: int = 30):
+    """Histograms of the per-draw relative score error ``||s_hat - grad log p||^2 /
+    ||grad log p||^2`` (log10) on your draws and, when given, on reference draws, on one
+    axis with shared bins: the trap signature is a reference histogram near the left and
+    yours far to the right. Returns the matplotlib ``Axes``.
+
+    A histogram, not a density estimate: on a trap the errors of all draws can be one value,
+    where a kernel density has no width to draw.
+    """
+    import matplotlib.pyplot as plt
 
     check = report.get(SCORE_ERROR)
     if check is None or check.status == "skipped":
@@ -63,8 +68,20 @@ def plot_score_errors(report, **kwargs):
             "the report has no score-error check: pass `score_fn` and `logdensity_fn`."
         )
     floor = 1e-12  # exact agreement would be -inf on a log scale
-    variables = {"your draws": np.log10(check.details["chain_errors"] + floor)[None, :]}
+    samples = {"your draws": check.details["chain_errors"]}
     if "reference_errors" in check.details:
-        variables["reference draws"] = np.log10(check.details["reference_errors"] + floor)[None, :]
-    tree = from_dict({"posterior": variables})
-    return azp.plot_dist(tree, **kwargs)
+        samples["reference draws"] = check.details["reference_errors"]
+    samples = {label: np.log10(np.asarray(v, float) + floor) for label, v in samples.items()}
+    pooled = np.concatenate(list(samples.values()))
+    low, high = float(pooled.min()), float(pooled.max())
+    edges = np.linspace(low - 0.5, high + 0.5, bins + 1) if high - low < 1e-9 else bins
+    edges = np.histogram_bin_edges(pooled, bins=edges)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for index, (label, values) in enumerate(samples.items()):
+        ax.hist(values, bins=edges, alpha=0.6, color=f"C{index}", label=f"{label} ({len(values)})")
+    ax.set_xlabel("log10 relative score error per draw")
+    ax.set_ylabel("draws")
+    ax.set_title("score error where the draws are")
+    ax.legend(fontsize="small")
+    return ax

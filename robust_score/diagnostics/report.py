@@ -3,7 +3,7 @@ can be trusted."""
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jax
 import numpy as np
@@ -16,11 +16,13 @@ from robust_score.diagnostics.reference import reference_comparison
 from robust_score.diagnostics.restart import restart_sensitivity
 from robust_score.diagnostics.result import CheckResult, worst_status
 from robust_score.diagnostics.score_error import score_error_along_chain
+from robust_score.diagnostics.step_size import step_size_sensitivity
 
 __all__ = ["TrapReport", "trap_report"]
 
 _VERDICT = {
     "ok": "no sign of a trap",
+    "unconverged": "not converged: too few effective draws to judge; run the chains longer",
     "warn": "inconclusive: look at the flagged checks",
     "fail": "TRAPPED or memorizing: do not trust these draws",
     "skipped": "no check could run: pass a sampler, a score or reference draws",
@@ -81,7 +83,7 @@ class TrapReport:
         rows = [f"TrapReport: {self.status.upper()} ({_VERDICT[self.status]})"]
         for c in self.checks:
             rows.append(
-                f"  {c.name:<{width}}  {c.status:<7}  stat {_fmt(c.statistic):>9}  "
+                f"  {c.name:<{width}}  {c.status:<11}  stat {_fmt(c.statistic):>9}  "
                 f"thr {_fmt(c.threshold):>6}  {c.explanation}"
             )
         return "\n".join(rows)
@@ -134,6 +136,8 @@ def trap_report(
     train_data=None,
     holdout=None,
     starts=None,
+    step_size=None,
+    sampler_at=None,
     rng_key=None,
     num_restart_steps: int | None = None,
     model_args=None,
@@ -143,21 +147,44 @@ def trap_report(
 
     ``data``: a DataTree (``rs.run``, ``az.from_numpyro``) or a NumPyro ``MCMC``. Positions
     passed to ``sampler``, ``score_fn`` and ``logdensity_fn`` are rebuilt from the posterior
-    (a lone ``x`` variable is an array, several variables a dict of sites; for NumPyro runs
-    these are the constrained values).
+    (a lone ``x`` variable is an array, several variables a dict of sites). A NumPyro run
+    (an ``MCMC``, or an ``az.from_numpyro`` tree with its kernel as ``sampler``) is read in
+    the model's unconstrained space, latent sample sites only: deterministic and observed
+    sites are never handed to a sampler.
 
-    - ``sampler``: restart sensitivity (needs nothing else; flags a shared-start trap);
+    - ``sampler``: restart sensitivity (needs nothing else; flags a shared-start trap). A
+      ``blackjax.SamplingAlgorithm`` for ``rs.run`` trees, or a NumPyro ``MCMCKernel``; for
+      an ``MCMC`` it defaults to the run's own kernel, re-run with the run's model arguments
+      (or ``model_args``/``model_kwargs``);
     - ``reference``: draws of the target, compared directly and used as restart starts;
     - ``time_score_fn`` + ``schedule``: cross-check against reverse diffusion;
     - ``score_fn`` + trusted ``logdensity_fn``: score error along the chain and KSD;
-    - ``train_data`` (+ ``holdout``, ``starts``): memorization.
+    - ``train_data`` (+ ``holdout``, ``starts``): memorization;
+    - ``step_size`` + ``sampler_at`` (``h -> sampler at step h``, e.g.
+      ``lambda h: rs.ula(score_fn, h)``): step-size sensitivity, which tells an unadjusted
+      sampler's discretization bias from a trap. When it finds such a bias, a flagged
+      Langevin-vs-annealed check names it beside its own verdict.
 
-    Checks whose inputs are missing are listed as skipped, with what they need.
+    Checks whose inputs are missing are listed as skipped, with what they need; an input
+    given without its partner (``time_score_fn`` without ``schedule``, ``score_fn`` without
+    ``logdensity_fn``, ``step_size`` without ``sampler_at``, ``holdout`` or ``starts``
+    without ``train_data``) raises.
     """
+    _check_pairs(
+        time_score_fn=time_score_fn,
+        schedule=schedule,
+        score_fn=score_fn,
+        logdensity_fn=logdensity_fn,
+        step_size=step_size,
+        sampler_at=sampler_at,
+        holdout=holdout,
+        starts=starts,
+        train_data=train_data,
+    )
     started = time.perf_counter()
     tree = as_datatree(data)
     posterior_draws(tree)  # validates the posterior once, before any check runs
-    keys = jax.random.split(jax.random.key(0) if rng_key is None else rng_key, 5)
+    keys = jax.random.split(jax.random.key(0) if rng_key is None else rng_key, 6)
     checks = [
         restart_sensitivity(  # the MCMC itself, if given: it carries its kernel and arguments
             data,
@@ -174,8 +201,52 @@ def trap_report(
             tree, score_fn, logdensity_fn, reference=reference, rng_key=keys[3]
         ),
         memorization_report(tree, train_data, holdout, starts, rng_key=keys[4]),
+        step_size_sensitivity(tree, sampler_at, step_size, rng_key=keys[5]),
     ]
+    checks[2] = _note_step_size_bias(checks[2], checks[5])
     return TrapReport(checks, time.perf_counter() - started, tree)
+
+
+# (input, the input it needs beside it): one given without the other raises
+_PAIRS = (
+    ("time_score_fn", "schedule"),
+    ("schedule", "time_score_fn"),
+    ("score_fn", "logdensity_fn"),
+    ("logdensity_fn", "score_fn"),
+    ("step_size", "sampler_at"),
+    ("sampler_at", "step_size"),
+    ("holdout", "train_data"),
+    ("starts", "train_data"),
+)
+
+
+def _check_pairs(**inputs) -> None:
+    for given, needed in _PAIRS:
+        if inputs[given] is not None and inputs[needed] is None:
+            raise ValueError(
+                f"`{given}=` was given without `{needed}=`: the check that uses it needs both."
+            )
+
+
+def _note_step_size_bias(annealed: CheckResult, step: CheckResult) -> CheckResult:
+    """A flagged Langevin-vs-annealed result, with a note when the step-size check measured a
+    discretization bias. The status stands: an unadjusted sampler's O(h) bias also separates
+    its draws from reverse diffusion's, but so does a trap, and a sampler caught in a well
+    shows an O(h) step dependence too; which one the gap is, the two numbers say."""
+    if annealed.status not in ("warn", "fail") or not step.details.get("bias"):
+        return annealed
+    percent = 100 * (math.exp(step.details["extrapolated_bias"]) - 1)
+    explanation = (
+        f"{annealed.explanation[:-1]}; note that the step-size check measured a "
+        f"discretization bias of about {percent:+.0f} % in your draws' variance: if the gap "
+        "is no larger than that, rerun at a smaller step (or with MALA) before reading it as "
+        "a trap."
+    )
+    return replace(
+        annealed,
+        explanation=explanation,
+        details={**annealed.details, "step_bias": step.details["extrapolated_bias"]},
+    )
 
 
 def _fmt(value) -> str:

@@ -12,6 +12,7 @@ __all__ = [
     "REFERENCE",
     "RESTART",
     "SCORE_ERROR",
+    "STEP_SIZE",
     "STATUSES",
     "skip_if_missing",
     "worst_status",
@@ -27,8 +28,10 @@ ANNEALED = "Langevin vs annealed"
 SCORE_ERROR = "score error along the chain"
 #: Name of :func:`~robust_score.diagnostics.memorization_report`'s result.
 MEMORIZATION = "memorization"
+#: Name of :func:`~robust_score.diagnostics.step_size_sensitivity`'s result.
+STEP_SIZE = "step-size sensitivity"
 #: Every check, in the order a trap report runs and lists them.
-CHECK_NAMES = (RESTART, REFERENCE, ANNEALED, SCORE_ERROR, MEMORIZATION)
+CHECK_NAMES = (RESTART, REFERENCE, ANNEALED, SCORE_ERROR, MEMORIZATION, STEP_SIZE)
 
 #: A check's possible statuses; a report's status is the worst of its checks'.
 #: ``unconverged``: the draws hold too few effective draws (ESS) to judge; it ranks above
@@ -38,11 +41,12 @@ _SEVERITY = {"ok": 0, "unconverged": 1, "warn": 2, "fail": 3}
 
 # What each check needs that the caller may leave out: the reason a skipped result gives.
 _NEEDS = {
-    RESTART: "needs `sampler=` (the SamplingAlgorithm of the run).",
+    RESTART: "needs `sampler=` (the run's SamplingAlgorithm or NumPyro kernel).",
     REFERENCE: "needs `reference=` draws of the target.",
     ANNEALED: "needs `time_score_fn=` and `schedule=`.",
     SCORE_ERROR: "needs `score_fn=` and a trusted `logdensity_fn=`.",
     MEMORIZATION: "needs `train_data=`.",
+    STEP_SIZE: "needs `step_size=` and `sampler_at=` (the sampler at another step size).",
 }
 
 

@@ -111,3 +111,13 @@ MEMO_DISTANCE_WARN = 0.8
 MEMO_DRIFT_FAIL = 0.5
 #: ... or warns below this.
 MEMO_DRIFT_WARN = 0.8
+
+# Step-size sensitivity: the slope of the draws' log spread against the step (runs at h,
+# h/2, h/4; chains as batches for the standard errors) must exceed BIAS_Z standard errors to
+# count. With 8 chains each standard error is estimated from 7 degrees of freedom, so
+# |t| > 4 happens by chance with probability about 0.005 on an unbiased run. The move is an
+# O(h) bias when the straight-line fit's chi-square (1 degree of freedom) stays within
+# LINEARITY_CHI2 (about the 99.7 % point).
+BIAS_Z = 4.0
+LINEARITY_CHI2 = 9.0
+MIN_CHAINS_FOR_STEP_CHECK = 4
