@@ -123,19 +123,6 @@ def test_repeated_calls_reuse_the_compiled_program():
     assert len(traces) == after_first
 
 
-def test_progress_bar_reaches_the_total(capsys):
-    rs.run(
-        rs.ula(STANDARD, 0.1),
-        jax.random.key(0),
-        jnp.zeros((2, 3)),
-        40,
-        num_warmup=10,
-        progress_bar=True,
-    )
-    err = capsys.readouterr().err
-    assert "50/50" in err
-
-
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
