@@ -40,6 +40,7 @@ docs: $(STAMP)
 
 # benchmarks (~15 min on 2 cores): rewrites docs/benchmarks.md and docs/_static/benchmarks/*.png
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]' 2>&1 | $(QUIET_PIP)
 	$(PY) benchmarks/run_all.py
 
 clean:
