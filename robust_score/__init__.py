@@ -41,6 +41,7 @@ __all__ = [
     "schedules",
     "scores",
     "ula",
+    "ula_adaptation",
 ]
 
 
@@ -85,7 +86,7 @@ def _load() -> dict:
     )
     from robust_score.batch import sample_batch
     from robust_score.kernels import annealed_langevin, mala, reverse_diffusion, ula
-    from robust_score.kernels.adaptation import mala_adaptation
+    from robust_score.kernels.adaptation import mala_adaptation, ula_adaptation
     from robust_score.kernels.annealed_langevin import AnnealedLangevin
     from robust_score.kernels.reverse_diffusion import ReverseDiffusion
     from robust_score.run import DivergenceWarning, RunState, run, sample_chains
@@ -112,6 +113,7 @@ def _load() -> dict:
         schedules=schedules,
         scores=scores,
         ula=factory(ula),
+        ula_adaptation=ula_adaptation,
     )
     return namespace
 

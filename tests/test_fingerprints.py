@@ -129,11 +129,13 @@ def _mcmc_draws(kernel, num_chains=1, chain_method="sequential"):
 
 
 def _score_langevin(adjust):
-    return _mcmc_draws(rs.numpyro.ScoreLangevin(_numpyro_model, adjust=adjust))
+    # the identity mass: these fingerprints pin the unpreconditioned moves
+    kernel = rs.numpyro.ScoreLangevin(_numpyro_model, adjust=adjust, adapt_mass_matrix=False)
+    return _mcmc_draws(kernel)
 
 
 def _score_langevin_vectorized():
-    kernel = rs.numpyro.ScoreLangevin(_numpyro_model, adjust=True)
+    kernel = rs.numpyro.ScoreLangevin(_numpyro_model, adjust=True, adapt_mass_matrix=False)
     return _mcmc_draws(kernel, num_chains=2, chain_method="vectorized")
 
 

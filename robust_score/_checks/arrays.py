@@ -14,7 +14,9 @@ __all__ = [
     "check_data_matrix",
     "check_event_shape",
     "check_finite_tree",
+    "check_inverse_mass_matrix",
     "check_labels",
+    "check_mass_matches_position",
     "check_position_dtype",
     "check_scalar_output",
     "check_score_output",
@@ -250,3 +252,65 @@ def check_labels(var_names, dims, coords, event_shapes: dict, var_name_count: in
                     f"length {sizes[dim]}."
                 )
     return var_names
+
+
+def check_inverse_mass_matrix(value, name: str = "inverse_mass_matrix") -> jax.Array:
+    """An inverse mass matrix over the raveled position: a 1-D vector of positive variances
+    (diagonal) or a 2-D symmetric positive-definite matrix (dense), finite, returned as an
+    array of JAX's default float dtype. Traced values are checked for their rank only."""
+    if isinstance(value, jax.core.Tracer):
+        if value.ndim not in (1, 2) or (value.ndim == 2 and value.shape[0] != value.shape[1]):
+            raise ValueError(
+                f"`{name}` must be a 1-D vector (diagonal) or a square 2-D matrix (dense), "
+                f"got shape {value.shape}."
+            )
+        return value
+    try:
+        array = np.asarray(value)
+    except Exception as err:
+        raise TypeError(
+            f"`{name}` must be an array: a 1-D vector of variances (diagonal) or a 2-D "
+            f"matrix (dense), got {type(value).__name__}."
+        ) from err
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {array.dtype}.")
+    if array.ndim not in (1, 2) or (array.ndim == 2 and array.shape[0] != array.shape[1]):
+        raise ValueError(
+            f"`{name}` must be a 1-D vector (diagonal) or a square 2-D matrix (dense) over the "
+            f"raveled position, got shape {array.shape}."
+        )
+    if array.size == 0:
+        raise ValueError(f"`{name}` is empty (shape {array.shape}).")
+    if not np.all(np.isfinite(array)):
+        bad = int(array.size - np.isfinite(array).sum())
+        raise ValueError(f"`{name}` has {bad} non-finite value(s) (NaN or inf).")
+    array = array.astype(np.float64)
+    if array.ndim == 1:
+        if np.any(array <= 0):
+            raise ValueError(
+                f"`{name}` (diagonal) must hold positive variances, got minimum {array.min():.3g}."
+            )
+    else:
+        scale = np.abs(array).max()
+        if np.abs(array - array.T).max() > 1e-5 * scale:
+            raise ValueError(f"`{name}` (dense) must be symmetric.")
+        smallest = np.linalg.eigvalsh((array + array.T) / 2)[0]
+        if not smallest > 1e-7 * scale:
+            raise ValueError(
+                f"`{name}` (dense) must be positive definite, got smallest eigenvalue "
+                f"{smallest:.3g} (largest entry {scale:.3g})."
+            )
+    return jnp.asarray(array, default_float_dtype())
+
+
+def check_mass_matches_position(inverse_mass_matrix, position, name="inverse_mass_matrix"):
+    """The inverse mass matrix acts on the raveled position (as BlackJAX's metrics do): its
+    side must equal the position's total number of entries."""
+    size = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(position))
+    side = jnp.shape(inverse_mass_matrix)[0]
+    if side != size:
+        raise ValueError(
+            f"`{name}` has shape {jnp.shape(inverse_mass_matrix)}, but the position has "
+            f"{size} entries (raveled over its leaves, dict keys in sorted order): expected "
+            f"shape ({size},) or ({size}, {size})."
+        )

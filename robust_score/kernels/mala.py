@@ -1,5 +1,7 @@
-"""Metropolis-adjusted Langevin whose proposal drift may be a user-supplied score."""
+"""Metropolis-adjusted Langevin whose proposal drift may be a user-supplied score, optionally
+preconditioned by an inverse mass matrix."""
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -11,11 +13,13 @@ from blackjax.types import ArrayTree, PRNGKey
 from robust_score._checks import (
     check_callable,
     check_finite_tree,
+    check_inverse_mass_matrix,
+    check_mass_matches_position,
     check_positive_scalar,
     check_scalar_output,
     check_score_output,
 )
-from robust_score.kernels.integrators import langevin_log_proposal, langevin_step
+from robust_score.kernels.integrators import langevin_log_proposal, langevin_step, metric_from
 
 __all__ = [
     "MALAState",
@@ -57,25 +61,33 @@ def init(
     logdensity_fn: Callable,
     score_fn: Callable | None = None,
     rng_key: PRNGKey | None = None,
+    *,
+    inverse_mass_matrix=None,
 ) -> MALAState:
     del rng_key
     check_finite_tree(position, "position")
     if score_fn is not None:
         check_score_output(score_fn, position)
+    if inverse_mass_matrix is not None:
+        check_mass_matches_position(inverse_mass_matrix, position)
     check_scalar_output(logdensity_fn, position, "logdensity_fn")
     logdensity, drift = logdensity_and_drift(logdensity_fn, score_fn)(position)
     return MALAState(position, logdensity, drift)
 
 
-def mh_log_ratio(state: MALAState, proposal: MALAState, step_size) -> jax.Array:
+def mh_log_ratio(state: MALAState, proposal: MALAState, step_size, metric=None) -> jax.Array:
     """The Metropolis–Hastings log ratio of moving from ``state`` to ``proposal`` by a Langevin
-    proposal (each state carries its drift). The one MALA ratio of the package: MALA
-    accepts with it, the NumPyro ULA reports it without rejecting."""
+    proposal (each state carries its drift), preconditioned by ``metric``
+    (:func:`~robust_score.kernels.integrators.metric_from`; ``None``: the identity). The one
+    MALA ratio of the package: MALA accepts with it, the NumPyro ULA reports it without
+    rejecting."""
     return (
         proposal.logdensity
         - state.logdensity
-        + langevin_log_proposal(state.position, proposal.position, proposal.score, step_size)
-        - langevin_log_proposal(proposal.position, state.position, state.score, step_size)
+        + langevin_log_proposal(
+            state.position, proposal.position, proposal.score, step_size, metric
+        )
+        - langevin_log_proposal(proposal.position, state.position, state.score, step_size, metric)
     )
 
 
@@ -85,16 +97,19 @@ def propose(
     logdensity_fn: Callable,
     step_size,
     score_fn: Callable | None = None,
+    metric=None,
 ) -> tuple[MALAState, jax.Array]:
-    """A Langevin proposal from ``state`` (the one integrator) with its log density and drift,
-    and the log MH ratio of moving there."""
-    position = langevin_step(rng_key, state.position, state.score, step_size)
+    """A Langevin proposal from ``state`` (the one integrator, preconditioned by ``metric``)
+    with its log density and drift, and the log MH ratio of moving there."""
+    position = langevin_step(rng_key, state.position, state.score, step_size, metric)
     proposal = MALAState(position, *logdensity_and_drift(logdensity_fn, score_fn)(position))
-    return proposal, mh_log_ratio(state, proposal, step_size)
+    return proposal, mh_log_ratio(state, proposal, step_size, metric)
 
 
 def build_kernel():
-    """MALA kernel: ``kernel(rng_key, state, logdensity_fn, step_size, score_fn=None)``."""
+    """MALA kernel: ``kernel(rng_key, state, logdensity_fn, step_size, score_fn=None,
+    inverse_mass_matrix=None)``; ``inverse_mass_matrix`` is ``None`` (the identity), a 1-D or
+    2-D array over the raveled position, or a BlackJAX ``Metric``."""
 
     def kernel(
         rng_key: PRNGKey,
@@ -102,9 +117,13 @@ def build_kernel():
         logdensity_fn: Callable,
         step_size: float,
         score_fn: Callable | None = None,
+        inverse_mass_matrix=None,
     ) -> tuple[MALAState, MALAInfo]:
+        metric = metric_from(inverse_mass_matrix)
         key_proposal, key_accept = jax.random.split(rng_key)
-        proposal, log_ratio = propose(key_proposal, state, logdensity_fn, step_size, score_fn)
+        proposal, log_ratio = propose(
+            key_proposal, state, logdensity_fn, step_size, score_fn, metric
+        )
         # The proposal is finite (it moves a finite state by a finite drift), and a non-finite
         # log density or drift at it makes the log ratio non-finite: the one scalar check
         # covers them all without another pass over the position.
@@ -119,24 +138,43 @@ def build_kernel():
 
 
 def as_top_level_api(
-    logdensity_fn: Callable, step_size: float, score_fn: Callable | None = None
+    logdensity_fn: Callable,
+    step_size: float,
+    score_fn: Callable | None = None,
+    inverse_mass_matrix=None,
 ) -> SamplingAlgorithm:
     """MALA as a ``blackjax.SamplingAlgorithm``.
 
-    The proposal is ``x' = x + h s(x) + sqrt(2h) z`` with ``s = score_fn`` when given (a
-    learned or approximate score) and ``grad logdensity_fn`` otherwise; the MH ratio uses
-    ``logdensity_fn`` and the same drift at ``x'`` for the reverse move, so the chain targets
-    ``exp(logdensity_fn)`` exactly whatever the drift. Tune ``step_size`` with
-    :func:`robust_score.mala_adaptation`.
+    The proposal is ``x' = x + h M⁻¹ s(x) + sqrt(2h) M^{-1/2} z`` with ``s = score_fn`` when
+    given (a learned or approximate score) and ``grad logdensity_fn`` otherwise; the MH ratio
+    uses ``logdensity_fn`` and the same preconditioned proposal from ``x'`` for the reverse
+    move, so the chain targets ``exp(logdensity_fn)`` exactly whatever the drift and mass.
+
+    ``inverse_mass_matrix`` (``M⁻¹``): ``None`` for the identity (then the draws are
+    ``blackjax.mala``'s), a 1-D vector (diagonal) or a 2-D positive-definite matrix (dense)
+    over the raveled position, ordered as ``jax.flatten_util.ravel_pytree`` orders it (dict
+    keys sorted), as for ``blackjax.nuts``. Tune ``step_size`` and ``inverse_mass_matrix``
+    with :func:`robust_score.mala_adaptation` and pass them on: ``rs.mala(logdensity_fn,
+    **parameters)``.
     """
     check_callable(logdensity_fn, "logdensity_fn")
     if score_fn is not None:
         check_callable(score_fn, "score_fn")
     check_positive_scalar(step_size, "step_size")
+    if inverse_mass_matrix is None:
+        return build_sampling_algorithm(
+            build_kernel(),
+            init,
+            logdensity_fn,
+            init_args=(score_fn,),
+            kernel_args=(step_size, score_fn),
+        )
+    inverse_mass_matrix = check_inverse_mass_matrix(inverse_mass_matrix)
     return build_sampling_algorithm(
         build_kernel(),
-        init,
+        functools.partial(init, inverse_mass_matrix=inverse_mass_matrix),
         logdensity_fn,
         init_args=(score_fn,),
-        kernel_args=(step_size, score_fn),
+        # factorized once here, not at every step
+        kernel_args=(step_size, score_fn, metric_from(inverse_mass_matrix)),
     )

@@ -4,8 +4,10 @@ a user's (learned, approximate) score.
 Laid out as ``numpyro.infer.hmc``: :func:`score_langevin` is the functional core, returning
 ``init_kernel`` and ``sample_kernel``; the class is a thin shell that sets the model up and
 speaks the ``MCMCKernel`` protocol. The moves are the kernels of :mod:`robust_score.kernels`
-(MALA's, and ULA's shadow-ratio move), the step-size tuning is NumPyro's own dual averaging
-(:func:`~numpyro.infer.hmc_util.dual_averaging`), the model plumbing is
+(MALA's, and ULA's shadow-ratio move), the warm-up is NumPyro's own
+(:func:`~numpyro.infer.hmc_util.warmup_adapter`: dual averaging of the step size, Welford
+estimates of the mass matrix in Stan's windows; with the identity mass and nothing but the
+step to tune, one :func:`~numpyro.infer.hmc_util.dual_averaging` run), the model plumbing is
 :func:`~numpyro.infer.util.initialize_model`.
 """
 
@@ -15,18 +17,22 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import random
-from numpyro.infer.hmc_util import dual_averaging
+from jax.flatten_util import ravel_pytree
+from numpyro.infer.hmc_util import dual_averaging, warmup_adapter
 from numpyro.infer.initialization import init_to_uniform
 
 from robust_score._checks import (
     check_callable,
     check_finite_start,
     check_fraction,
+    check_inverse_mass_matrix,
+    check_mass_matches_position,
     check_model_or_potential,
     check_positive_scalar,
     check_site_fn,
 )
 from robust_score.kernels import mala, ula
+from robust_score.kernels.adaptation import resolve_dense_mass
 from robust_score.numpyro._common import ScoreKernelBase
 
 __all__ = [
@@ -38,9 +44,11 @@ __all__ = [
 
 
 class LangevinAdaptState(NamedTuple):
-    """Step-size adaptation state: the step size for the next move and NumPyro's
+    """Step-size adaptation state when there is no mass matrix (the identity, not adapted):
+    the step size for the next move and NumPyro's
     :func:`~numpyro.infer.hmc_util.dual_averaging` state ``(x_t, x_avg, g_avg, t, prox_center)``
-    over ``log(step_size)``."""
+    over ``log(step_size)``. With a mass the adaptation state is NumPyro's
+    :class:`~numpyro.infer.hmc_util.HMCAdaptState`, as for NUTS."""
 
     step_size: jax.Array
     dual_averaging_state: tuple
@@ -65,8 +73,9 @@ class ScoreLangevinState(NamedTuple):
       score, a MALA log ratio below -1000 (NumPyro HMC's divergence threshold).
     - **num_diverging**: divergences so far in the current phase.
     - **step_size**: the step size the last move used.
-    - **adapt_state**: :class:`LangevinAdaptState` (``adapt_state.step_size`` is the step
-      size of the next move).
+    - **adapt_state**: NumPyro's ``HMCAdaptState`` when there is a mass matrix
+      (``adapt_state.step_size`` and ``adapt_state.inverse_mass_matrix`` are those of the
+      next move), else :class:`LangevinAdaptState`.
     - **rng_key**: the chain's PRNG key.
     """
 
@@ -95,6 +104,9 @@ def score_langevin(
     adjust: bool = False,
     adapt_step_size: bool = True,
     target_accept_prob: float = 0.574,
+    adapt_mass_matrix: bool = False,
+    dense_mass: bool = False,
+    inverse_mass_matrix=None,
 ):
     """The functional core of :class:`ScoreLangevin` for one chain, as NumPyro's ``hmc``:
     returns ``(init_kernel, sample_kernel)`` with
@@ -110,7 +122,13 @@ def score_langevin(
     own score a MALA log ratio below ``-MAX_LOG_RATIO_DROP`` counts as divergent, with a
     user's score only non-finite moves do, as the ratio then also measures the score's
     disagreement with the model).
+
+    With ``adapt_mass_matrix`` or an ``inverse_mass_matrix`` (over the raveled ``z``) the
+    moves are preconditioned and the warm-up is NumPyro's
+    :func:`~numpyro.infer.hmc_util.warmup_adapter` (``dense_mass`` chooses the form adapted);
+    otherwise the mass is the identity and :func:`step_size_adaptation` tunes the step.
     """
+    with_mass = adapt_mass_matrix or inverse_mass_matrix is not None
     if adjust:
         move = mala.build_kernel()
     else:
@@ -126,7 +144,18 @@ def score_langevin(
     def init_kernel(rng_key, init_params, num_warmup_, step_size, model_args=(), model_kwargs=None):
         nonlocal num_warmup, adapt_update
         num_warmup = num_warmup_
-        adapt_init, adapt_update = step_size_adaptation(num_warmup, target_accept_prob)
+        if with_mass:
+            adapt_init, adapt_update = mass_and_step_size_adaptation(
+                num_warmup,
+                init_params,
+                adapt_step_size,
+                adapt_mass_matrix,
+                dense_mass,
+                target_accept_prob,
+                inverse_mass_matrix,
+            )
+        else:
+            adapt_init, adapt_update = step_size_adaptation(num_warmup, target_accept_prob)
         logdensity = logdensity_fn(model_args, model_kwargs)
         value, score = mala.logdensity_and_drift(logdensity, score_fn)(init_params)
         return _initial_state(rng_key, init_params, -value, score, step_size, adapt_init)
@@ -136,14 +165,17 @@ def score_langevin(
         step_size = state.adapt_state.step_size
         current = mala.MALAState(state.z, -state.potential_energy, state.score)
         logdensity = logdensity_fn(model_args, model_kwargs)
-        new, info = move(key_move, current, logdensity, step_size, score_fn)
+        mass = state.adapt_state.inverse_mass_matrix if with_mass else None
+        new, info = move(key_move, current, logdensity, step_size, score_fn, mass)
         adapt_state = state.adapt_state
-        if adapt_step_size:
-            # a few scalar flops: under vmap both branches run, which costs nothing here
+        adapts = (adapt_step_size or adapt_mass_matrix) if with_mass else adapt_step_size
+        if adapts and num_warmup > 0:
+            # cheap next to a move (the mass is refactorized only at a window's end); under
+            # vmap both branches run
             adapt_state = jax.lax.cond(
                 state.i < num_warmup,
-                lambda: adapt_update(state.i, info.acceptance_rate, state.adapt_state),
-                lambda: state.adapt_state,
+                lambda: adapt_update(state.i, info.acceptance_rate, new.position, adapt_state),
+                lambda: adapt_state,
             )
         return _next_state(state, new, info, step_size, adapt_state, num_warmup, rng_key)
 
@@ -203,7 +235,8 @@ def step_size_adaptation(num_warmup: int, target_accept_prob: float):
         # Stan's and NumPyro's prox center, log(10 h0)
         return LangevinAdaptState(step_size, da_init(jnp.log(10.0) + jnp.log(step_size)))
 
-    def update(i, accept_prob, adapt_state):
+    def update(i, accept_prob, z, adapt_state):
+        del z  # no mass to estimate
         da_state = da_update(target_accept_prob - accept_prob, adapt_state.dual_averaging_state)
         log_step_size, log_step_size_avg, *_ = da_state
         log_step_size = jnp.where(i == num_warmup - 1, log_step_size_avg, log_step_size)
@@ -211,6 +244,47 @@ def step_size_adaptation(num_warmup: int, target_accept_prob: float):
         finfo = jnp.finfo(dtype)
         step_size = jnp.clip(jnp.exp(log_step_size), finfo.tiny, finfo.max).astype(dtype)
         return LangevinAdaptState(step_size, da_state)
+
+    return init, update
+
+
+def mass_and_step_size_adaptation(
+    num_warmup: int,
+    z,
+    adapt_step_size: bool,
+    adapt_mass_matrix: bool,
+    dense_mass: bool,
+    target_accept_prob: float,
+    inverse_mass_matrix=None,
+):
+    """``(init, update)`` of the step size and mass matrix by NumPyro's
+    :func:`~numpyro.infer.hmc_util.warmup_adapter`, as NUTS and BarkerMH adapt theirs: dual
+    averaging of the step size, restarted at each window's end, and Welford estimates of the
+    covariance of ``z`` (raveled) in Stan's windows, regularized towards ``1e-3 I``. The
+    state is NumPyro's ``HMCAdaptState``; its ``inverse_mass_matrix`` preconditions the moves.
+    """
+    wa_init, wa_update = warmup_adapter(
+        num_warmup,
+        adapt_step_size=adapt_step_size,
+        adapt_mass_matrix=adapt_mass_matrix,
+        dense_mass=dense_mass,
+        target_accept_prob=target_accept_prob,
+    )
+    size = ravel_pytree(z)[0].size
+
+    def init(step_size):
+        # the key only serves a step-size search, which a Langevin warm-up does not run
+        state = wa_init(
+            (z,),
+            random.key(0),
+            step_size,
+            inverse_mass_matrix=inverse_mass_matrix,
+            mass_matrix_size=size,
+        )
+        return state._replace(rng_key=None)
+
+    def update(i, accept_prob, z, adapt_state):
+        return wa_update(i, accept_prob, (z,), adapt_state)
 
     return init, update
 
@@ -225,8 +299,9 @@ class ScoreLangevin(ScoreKernelBase):
                     num_samples=1000, num_chains=4)
         mcmc.run(jax.random.key(0), *model_args)
 
-    Every move is ``z' = z + h s(z) + sqrt(2h) xi`` in NumPyro's unconstrained space, with
-    ``s = score_fn`` if given, else the exact ``grad log p`` of the model.
+    Every move is ``z' = z + h M⁻¹ s(z) + sqrt(2h) M^{-1/2} xi`` in NumPyro's unconstrained
+    space, with ``s = score_fn`` if given, else the exact ``grad log p`` of the model, and
+    ``M⁻¹`` the inverse mass matrix over the raveled latent sites (dict keys sorted).
 
     - ``adjust=False`` (ULA): the move is always taken. With the exact score the draws carry
       an O(h) bias (for a Gaussian target the variance is inflated by ``1/(1 - h/(2 var))``);
@@ -244,8 +319,25 @@ class ScoreLangevin(ScoreKernelBase):
     new point (free for the exact score: one value-and-grad pass). The ratio compares the
     score with the potential, so with a ``score_fn`` that disagrees with the model it also
     measures that disagreement and the step shrinks; pass ``adapt_step_size=False`` and a
-    known ``step_size`` to drive ULA by such a score at a fixed step. The mass matrix is
-    the identity (not adapted): the kernels in :mod:`robust_score.kernels` have none.
+    known ``step_size`` to drive ULA by such a score at a fixed step.
+
+    Mass-matrix adaptation (``adapt_mass_matrix=True``, the default) is NumPyro's
+    :func:`~numpyro.infer.hmc_util.warmup_adapter`, as for NUTS and BarkerMH: Welford
+    estimates of the covariance of the warm-up draws in Stan's windows (a fast window, slow
+    windows of doubling length, a final fast window; dual averaging restarts at each slow
+    window's end). ``dense_mass``: ``True`` dense, ``False`` diagonal, ``None`` (default)
+    dense when the latent sites have at most ``DENSE_MASS_MAX_DIM`` = 50 unconstrained
+    dimensions in all, diagonal above. Langevin moves are local, so an isotropic or diagonal
+    step across correlated coordinates is held to the narrowest direction: on a logistic
+    regression with correlated features (d = 31) MALA with a diagonal mass reached 0.09×
+    NUTS's ESS per gradient and with a dense mass 2.7×. A dense estimate needs many more
+    draws than dimensions, and Langevin draws are strongly autocorrelated, so above the
+    threshold the diagonal is the default. Afterwards ``last_state.adapt_state`` holds the
+    adapted ``step_size`` and ``inverse_mass_matrix``; both can also be collected as
+    ``extra_fields=("adapt_state.step_size", "adapt_state.inverse_mass_matrix")``. With
+    ``adapt_mass_matrix=False`` and no ``inverse_mass_matrix`` the moves are unpreconditioned
+    (the draws of earlier versions, bit for bit) and only the step size is tuned, by one
+    dual-averaging run over the warm-up.
 
     ``accept_prob`` (ArviZ: ``acceptance_rate``), ``diverging``, ``step_size`` and
     ``potential_energy`` (ArviZ: ``lp``) can be collected with
@@ -266,6 +358,12 @@ class ScoreLangevin(ScoreKernelBase):
     :param step_size: (initial) step size ``h``.
     :param adjust: ``False``: ULA; ``True``: MALA.
     :param adapt_step_size: tune ``h`` by dual averaging during warm-up.
+    :param adapt_mass_matrix: estimate the inverse mass matrix during warm-up.
+    :param dense_mass: the form of the adapted mass: ``True`` dense, ``False`` diagonal,
+        ``None`` dense up to ``DENSE_MASS_MAX_DIM`` unconstrained dimensions.
+    :param inverse_mass_matrix: a fixed (``adapt_mass_matrix=False``) or initial inverse
+        mass matrix over the raveled latent sites: a 1-D vector or a 2-D positive-definite
+        matrix. Default: the identity.
     :param target_accept_prob: target of the adaptation. Default: 0.574 for MALA, its
         optimal rate (Roberts & Rosenthal 1998); 0.9 for ULA, whose moves are never rejected:
         at MALA's optimal step it is unstable in the tails of eight schools (measured) and its
@@ -282,6 +380,9 @@ class ScoreLangevin(ScoreKernelBase):
         step_size: float = 1.0,
         adjust: bool = False,
         adapt_step_size: bool = True,
+        adapt_mass_matrix: bool = True,
+        dense_mass: bool | None = None,
+        inverse_mass_matrix=None,
         target_accept_prob: float | None = None,
         init_strategy=init_to_uniform,
     ):
@@ -294,12 +395,24 @@ class ScoreLangevin(ScoreKernelBase):
         if target_accept_prob is None:
             target_accept_prob = 0.574 if adjust else 0.9
         check_fraction(target_accept_prob, "target_accept_prob")
+        for name, value in (
+            ("adapt_step_size", adapt_step_size),
+            ("adapt_mass_matrix", adapt_mass_matrix),
+        ):
+            if not isinstance(value, bool):
+                raise TypeError(f"`{name}` must be True or False, got {value!r}.")
+        resolve_dense_mass(dense_mass, 0)  # the type check; the size is known at `init`
+        if inverse_mass_matrix is not None:
+            inverse_mass_matrix = check_inverse_mass_matrix(inverse_mass_matrix)
         self._model = model
         self._potential_fn = potential_fn
         self._score_fn = score_fn
         self._step_size = float(step_size)
         self._adjust = adjust
         self._adapt_step_size = adapt_step_size
+        self._adapt_mass_matrix = adapt_mass_matrix
+        self._dense_mass = dense_mass
+        self._inverse_mass_matrix = inverse_mass_matrix
         self._target_accept_prob = float(target_accept_prob)
         self._init_strategy = init_strategy
         self._potential_fn_gen = None
@@ -319,6 +432,9 @@ class ScoreLangevin(ScoreKernelBase):
         setup = self._setup_model(rng_key, init_params, model_args, model_kwargs)
         if self._score_fn is not None:
             check_site_fn(self._score_fn, setup.prototype, "score_fn")
+        if self._inverse_mass_matrix is not None:
+            check_mass_matches_position(self._inverse_mass_matrix, setup.prototype)
+        size = ravel_pytree(setup.prototype)[0].size
         init_kernel, sample_kernel = score_langevin(
             self._potential_fn,
             self._potential_fn_gen,
@@ -326,6 +442,9 @@ class ScoreLangevin(ScoreKernelBase):
             adjust=self._adjust,
             adapt_step_size=self._adapt_step_size,
             target_accept_prob=self._target_accept_prob,
+            adapt_mass_matrix=self._adapt_mass_matrix,
+            dense_mass=resolve_dense_mass(self._dense_mass, size),
+            inverse_mass_matrix=self._inverse_mass_matrix,
         )
 
         def init_one(rng_key, init_params):
