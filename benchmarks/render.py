@@ -20,6 +20,11 @@ TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "template.md
 # the goals of the template's goal table (keep the two in step)
 TIMING_GOAL, MALA_GOAL, NUMPYRO_GOAL, NFE_GOAL = 1.05, 1.0, 1.2, 1.5
 TRAP_GOAL_S, MEMORY_GOAL, BENCH_GOAL_MIN = 10.0, 1.25, 15.0
+# issue 14: MALA against NUTS (ESS per gradient, and accuracy) and against BarkerMH
+PC_NUTS_GOAL, PC_SHIFT_GOAL, PC_BARKER_GOAL = 0.5, 0.1, 3.0
+PC_RHAT = 1.01  # above it, chains disagree and an ESS is not to be read
+PC_NUTS_MODELS = ("eight_schools", "logistic")
+PC_BARKER_MODELS = ("eight_schools", "logistic", "horseshoe", "funnel")
 TIMING_GOALS = {  # goal: (sampler, driver, largest ratio to the reference)
     "ula_run": ("ULA", "rs.run", TIMING_GOAL),
     "ula_chains": ("ULA", "rs.sample_chains", TIMING_GOAL),
@@ -38,6 +43,14 @@ HEADERS = {  # column headers other than the field's name with " " for "_", " Mi
     "nfe": "NFE",
     "ratio": "**library / reference**",
     "ref_us_per_step": "reference µs/step",
+    "min_ess": "min ESS",
+    "grads": "gradients",
+    "ess_per_1k_grad": "**ESS / 1k grad**",
+    "max_mean_shift_sd": "max \\|Δmean\\|/sd",
+    "max_rhat": "max R̂",
+    "over_nuts": "÷ NUTS",
+    "over_barker": "÷ BarkerMH",
+    "rhat_above": "R̂ > 1.01",
 }
 
 
@@ -114,9 +127,104 @@ def goals(results):
     ratio = memory["peak_extra_mib"] / memory["draw_mib"]
     mib = f"{memory['peak_extra_mib']:.0f} MiB for {memory['draw_mib']:.0f} MiB of draws"
     out["peak_memory"] = f"{ratio:.2f} × ({mib})", "–", status(ratio, MEMORY_GOAL)
+    out.update(preconditioning_goals(results.get("preconditioning")))
     minutes = results["total_s"] / 60
     out["bench"] = f"{minutes:.1f} min", "–", status(minutes, BENCH_GOAL_MIN)
     return out
+
+
+def preconditioning_goals(pc):
+    """Issue 14's two goals for ``ScoreLangevin(adjust=True)`` ("MALA") with its default
+    warm-up, from the preconditioning section's rows."""
+    rows = {(r["model"], r["sampler"]): r for r in (pc or {}).get("rows", [])}
+    ratios = {(r["model"], r["sampler"]): r for r in (pc or {}).get("ratios", [])}
+    out = {}
+    cells = [m for m in PC_NUTS_MODELS if (m, "MALA") in ratios and ratios[m, "MALA"]["over_nuts"]]
+    if cells:
+        over = [ratios[m, "MALA"]["over_nuts"] for m in cells]
+        shift = [rows[m, "MALA"]["max_mean_shift_sd"] for m in cells]
+        measured = "; ".join(
+            f"{m}: {o:.2f} ×, {d:.2f} sd" for m, o, d in zip(cells, over, shift, strict=True)
+        )
+        ok = min(over) >= PC_NUTS_GOAL and max(shift) <= PC_SHIFT_GOAL
+        out["pc_nuts"] = measured, "–", "met" if ok and len(cells) == 2 else "**missed**"
+    else:
+        out["pc_nuts"] = "not run", "–", "–"
+    cells = [m for m in PC_BARKER_MODELS if (m, "MALA") in ratios]
+    cells = [m for m in cells if ratios[m, "MALA"]["over_barker"] is not None]
+    if cells:
+        over = [ratios[m, "MALA"]["over_barker"] for m in cells]
+        measured = "; ".join(f"{m}: {o:.2f} ×" for m, o in zip(cells, over, strict=True))
+        ok = min(over) >= PC_BARKER_GOAL and len(cells) == len(PC_BARKER_MODELS)
+        out["pc_barker"] = measured, "–", "met" if ok else "**missed**"
+    else:
+        out["pc_barker"] = "not run", "–", "–"
+    return out
+
+
+def preconditioning_figure(pc, path):
+    rows = pc["rows"]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    names = list(dict.fromkeys(r["sampler"] for r in rows))
+    fig, ax = plt.subplots(figsize=(11, 4.2))
+    width = 0.85 / len(names)
+    for index, name in enumerate(names):
+        mine = [r for r in rows if r["sampler"] == name]
+        offset = (index - (len(names) - 1) / 2) * width
+        xs = [models.index(r["model"]) + offset for r in mine]
+        ys = [max(r["ess_per_1k_grad"], 1e-3) for r in mine]
+        ax.bar(xs, ys, width, label=name)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(models)), models)
+    ax.set_ylabel("min bulk ESS per 1000 gradients")
+    ax.legend(fontsize=8, ncol=len(names))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def ratio_rows(pc):
+    """The ratios with the runs among the three compared whose max R̂ exceeds
+    ``PC_RHAT``: their ESS is no estimate of anything, and neither is the ratio."""
+    rhat = {(r["model"], r["sampler"]): r["max_rhat"] for r in pc["rows"]}
+    out = []
+    for row in pc["ratios"]:
+        names = (row["sampler"], "NUTS", "BarkerMH")
+        bad = [n for n in names if rhat.get((row["model"], n), 0) > PC_RHAT]
+        out.append({**row, "rhat_above": ", ".join(bad) or "none"})
+    return out
+
+
+def preconditioning_fields(pc):
+    """Template fields of the preconditioning section."""
+    labels = pc["labels"]
+    adapts = "adapt_mass_matrix" in pc["score_langevin_keywords"]
+    mass = (
+        "`ScoreLangevin`'s default warm-up adapts a mass matrix; the rows marked "
+        "“identity” run it with `adapt_mass_matrix=False` (identity mass, step size tuned "
+        "alone)"
+        if adapts
+        else "`ScoreLangevin`'s default warm-up tunes the step size only: its mass matrix is "
+        "the identity (it takes no `adapt_mass_matrix`)"
+    )
+    rows = [{**r, "model": labels[r["model"]]} for r in pc["rows"]]
+    references = [{**r, "model": labels[r["model"]]} for r in pc["references"]]
+    for row in rows + references:  # R̂ to three decimals: 1.004 is not 1
+        if row.get("max_rhat") is not None:
+            row["max_rhat"] = f"{row['max_rhat']:.3f}"
+    return {
+        "pc_chains": pc["chains"],
+        "pc_warmup": pc["warmup"],
+        "pc_draws": pc["draws"],
+        "pc_reference_draws": pc["reference_draws"],
+        "pc_min": f"{pc['total_s'] / 60:.1f}",
+        "pc_mass": mass,
+        "pc_rows": table(rows),
+        "pc_ratios": table([{**r, "model": labels[r["model"]]} for r in ratio_rows(pc)]),
+        "pc_references": table(references),
+        "pc_rhat": PC_RHAT,
+        "pc_keywords": ", ".join(f"`{k}`" for k in pc["score_langevin_keywords"]),
+    }
 
 
 def ratio_figure(rows, path):
@@ -168,6 +276,8 @@ def write(results_path, page_path, figures):
         results = json.load(handle)
     steps, numpyro = results["overhead"], results["numpyro"]
     ratio_figure(steps, os.path.join(figures, "per_step_ratio.png"))
+    pc = results["preconditioning"]
+    preconditioning_figure(pc, os.path.join(figures, "preconditioning_ess.png"))
     nfe_figure(results["nfe"], os.path.join(figures, "diffusion_quality_vs_nfe.png"))
     ula = {
         (r["dim"], r["chains"], r["driver"]): r["lib_run_s"] for r in steps if r["sampler"] == "ULA"
@@ -195,6 +305,7 @@ def write(results_path, page_path, figures):
         "nfe": table(results["nfe"]["rows"]),
         "nfe_floors": table(floors),
         **{name: table(results[name]) for name in ("trap", "memory", "sharding")},
+        **preconditioning_fields(pc),
     }
     with open(TEMPLATE) as handle:
         page = string.Template(handle.read()).substitute(fields)

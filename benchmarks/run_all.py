@@ -21,6 +21,7 @@ import costs  # noqa: E402
 import nfe  # noqa: E402
 import numpyro_vs_run  # noqa: E402
 import overhead  # noqa: E402
+import preconditioning  # noqa: E402
 import render  # noqa: E402
 from timing import load_average, log, machine, write_json  # noqa: E402
 
@@ -31,6 +32,7 @@ SECTIONS = {  # name: quick -> results
     "trap": lambda quick: costs.trap_cost((10, 100) if quick else (10, 100, 1000)),
     "memory": lambda quick: costs.memory(),
     "sharding": lambda quick: costs.sharding(),
+    "preconditioning": preconditioning.main,
 }
 
 
