@@ -45,6 +45,7 @@ CHAINS, WARMUP, DRAWS = 4, 1000, 2000
 REFERENCE_DRAWS = 4000  # per chain, after as many warm-up steps as the runs compared
 QUICK = {"warmup": 200, "draws": 400, "reference_draws": 1000}
 SEED = 0
+MODEL_NAMES = ("eight_schools", "logistic", "horseshoe", "funnel", "gaussian", "banana")
 SAMPLER_SEEDS = {"MALA": 0, "ULA": 1, "NUTS": 2, "BarkerMH": 3}
 
 
@@ -276,6 +277,7 @@ def main(quick=False, only=None, before=False):
     sizes.setdefault("reference_draws", REFERENCE_DRAWS)
     started = time.perf_counter()
     catalogue, kernels = models(), samplers(before)
+    assert tuple(catalogue) == MODEL_NAMES
     if only:
         catalogue = {name: catalogue[name] for name in only}
     rows, references, cache = [], [], {}
@@ -315,7 +317,7 @@ def main(quick=False, only=None, before=False):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, a smoke test")
-    parser.add_argument("--only", action="append", help="a model (repeatable)")
+    parser.add_argument("--only", action="append", choices=MODEL_NAMES, help="a model (repeatable)")
     parser.add_argument(
         "--before", action="store_true", help="ScoreLangevin with an identity mass only"
     )

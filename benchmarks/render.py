@@ -51,6 +51,7 @@ HEADERS = {  # column headers other than the field's name with " " for "_", " Mi
     "over_nuts": "÷ NUTS",
     "over_barker": "÷ BarkerMH",
     "rhat_above": "R̂ > 1.01",
+    "over_identity": "÷ identity mass",
 }
 
 
@@ -187,11 +188,17 @@ def ratio_rows(pc):
     """The ratios with the runs among the three compared whose max R̂ exceeds
     ``PC_RHAT``: their ESS is no estimate of anything, and neither is the ratio."""
     rhat = {(r["model"], r["sampler"]): r["max_rhat"] for r in pc["rows"]}
+    ess = {(r["model"], r["sampler"]): r["ess_per_1k_grad"] for r in pc["rows"]}
+    identity = any(r["sampler"].endswith(", identity") for r in pc["rows"])
     out = []
     for row in pc["ratios"]:
         names = (row["sampler"], "NUTS", "BarkerMH")
         bad = [n for n in names if rhat.get((row["model"], n), 0) > PC_RHAT]
-        out.append({**row, "rhat_above": ", ".join(bad) or "none"})
+        extra = {}
+        if identity:  # the adapted mass against the identity, same key
+            base = ess.get((row["model"], f"{row['sampler']}, identity"))
+            extra["over_identity"] = base and ess[row["model"], row["sampler"]] / base
+        out.append({**row, **extra, "rhat_above": ", ".join(bad) or "none"})
     return out
 
 
@@ -200,9 +207,13 @@ def preconditioning_fields(pc):
     labels = pc["labels"]
     adapts = "adapt_mass_matrix" in pc["score_langevin_keywords"]
     mass = (
-        "`ScoreLangevin`'s default warm-up adapts a mass matrix; the rows marked "
-        "“identity” run it with `adapt_mass_matrix=False` (identity mass, step size tuned "
-        "alone)"
+        "`ScoreLangevin`'s default warm-up adapts a mass matrix (NumPyro's `warmup_adapter`: "
+        "step size by dual averaging, inverse mass from Welford estimates in Stan's windows, "
+        "dense or diagonal as its default `dense_mass=None` chooses by dimension); the rows "
+        "marked "
+        "“identity” run it with `adapt_mass_matrix=False`: identity mass, step size tuned "
+        "alone by dual averaging over the whole warm-up, the kernel as it was before it "
+        "adapted a mass (`--before` runs only these), from the same keys as the default rows"
         if adapts
         else "`ScoreLangevin`'s default warm-up tunes the step size only: its mass matrix is "
         "the identity (it takes no `adapt_mass_matrix`)"
