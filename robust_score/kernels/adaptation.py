@@ -50,9 +50,12 @@ __all__ = [
 DENSE_MASS_MAX_DIM = 50
 
 
-def resolve_dense_mass(dense_mass: bool | None, size: int) -> bool:
+def resolve_dense_mass(dense_mass: bool | None, size: int, inverse_mass_matrix=None) -> bool:
     """The mass-matrix form to adapt over ``size`` raveled dimensions: ``dense_mass`` when it
-    is a bool; for ``None``, dense when ``size <= DENSE_MASS_MAX_DIM``, else diagonal."""
+    is a bool; for ``None``, the form of ``inverse_mass_matrix`` when one is given, else
+    dense when ``size <= DENSE_MASS_MAX_DIM`` and diagonal above."""
+    if dense_mass is None and inverse_mass_matrix is not None:
+        return jnp.ndim(inverse_mass_matrix) == 2
     if dense_mass is None:
         return size <= DENSE_MASS_MAX_DIM
     if not isinstance(dense_mass, bool):
@@ -173,7 +176,7 @@ def mala_adaptation(
         if not adapt_mass_matrix:
             return run_step_size_only(rng_key, position, num_steps)
         size = ravel_pytree(position)[0].size
-        dense = resolve_dense_mass(dense_mass, size)
+        dense = resolve_dense_mass(dense_mass, size, inverse_mass_matrix)
         warmup = window_adaptation(
             _BlackJAXView(score_fn),
             logdensity_fn,
@@ -241,7 +244,9 @@ def ula_adaptation(
     The rule: ``step_size = step_fraction / λ``, where ``λ`` is the score's largest curvature
     under the current mass at the chain's current position
     (:func:`preconditioned_curvature`: power iteration on Jacobian–vector products of the
-    score, 21 per estimate). It is set at the start and again whenever the mass changes. For
+    score, 21 per estimate). It is set at the start and again whenever the mass changes; where
+    the estimate is not finite (a score with a kink there) the step is kept (at the start:
+    ``step_fraction``). For
     a Gaussian target with the exact score ``λ = 1`` once the mass is the covariance, so the
     step is ``step_fraction`` in whitened units; without a mass ``λ`` is the inverse of the
     smallest variance, so the step is that fraction of the smallest scale squared. A score
@@ -272,9 +277,11 @@ def ula_adaptation(
         inverse_mass_matrix = check_inverse_mass_matrix(inverse_mass_matrix)
     kernel = ula.build_kernel()
 
-    def step_size_at(position, imm, rng_key, dtype):
+    def step_size_at(position, imm, rng_key, previous):
         curvature = preconditioned_curvature(score_fn, position, rng_key, metric_from(imm))
-        return (step_fraction / curvature).astype(dtype)
+        # a score whose Jacobian is not finite there (the kink of a norm) gives no reading
+        usable = jnp.isfinite(curvature) & (curvature > 0)
+        return jnp.where(usable, step_fraction / curvature, previous).astype(previous.dtype)
 
     def run(rng_key, position, num_steps: int = 1000):
         check_count(num_steps, "num_steps")
@@ -283,7 +290,7 @@ def ula_adaptation(
         state = ula.init(position, score_fn)
         flat = ravel_pytree(position)[0]
         size, dtype = flat.size, flat.dtype
-        dense = resolve_dense_mass(dense_mass, size)
+        dense = resolve_dense_mass(dense_mass, size, inverse_mass_matrix)
         mm_init, mm_update, mm_final = mass_matrix_adaptation(is_diagonal_matrix=not dense)
         if adapt_mass_matrix:
             imm = _initial_mass(inverse_mass_matrix, size, dense).astype(dtype)
@@ -292,7 +299,7 @@ def ula_adaptation(
             imm = inverse_mass_matrix
             schedule = jnp.zeros((num_steps, 2), bool)
         key_start, key_run = jax.random.split(rng_key)
-        step_size = step_size_at(position, imm, key_start, dtype)
+        step_size = step_size_at(position, imm, key_start, jnp.asarray(step_fraction, dtype))
 
         metric = metric_from(imm)  # for a fixed mass
 
@@ -312,7 +319,7 @@ def ula_adaptation(
             def new_window(mm_state):
                 mm_state = mm_final(mm_state)
                 imm = mm_state.inverse_mass_matrix
-                return step_size_at(state.position, imm, key_curvature, dtype), mm_state
+                return step_size_at(state.position, imm, key_curvature, step_size), mm_state
 
             step_size, mm_state = jax.lax.cond(
                 is_slow & is_window_end, new_window, lambda m: (step_size, m), mm_state

@@ -326,8 +326,9 @@ class ScoreLangevin(ScoreKernelBase):
     estimates of the covariance of the warm-up draws in Stan's windows (a fast window, slow
     windows of doubling length, a final fast window; dual averaging restarts at each slow
     window's end). ``dense_mass``: ``True`` dense, ``False`` diagonal, ``None`` (default)
-    dense when the latent sites have at most ``DENSE_MASS_MAX_DIM`` = 50 unconstrained
-    dimensions in all, diagonal above. Langevin moves are local, so an isotropic or diagonal
+    the form of a given ``inverse_mass_matrix``, else dense when the latent sites have at
+    most ``DENSE_MASS_MAX_DIM`` = 50 unconstrained dimensions in all, diagonal above.
+    Langevin moves are local, so an isotropic or diagonal
     step across correlated coordinates is held to the narrowest direction: on a logistic
     regression with correlated features (d = 31) MALA with a diagonal mass reached 0.09×
     NUTS's ESS per gradient and with a dense mass 2.7×. A dense estimate needs many more
@@ -443,7 +444,7 @@ class ScoreLangevin(ScoreKernelBase):
             adapt_step_size=self._adapt_step_size,
             target_accept_prob=self._target_accept_prob,
             adapt_mass_matrix=self._adapt_mass_matrix,
-            dense_mass=resolve_dense_mass(self._dense_mass, size),
+            dense_mass=resolve_dense_mass(self._dense_mass, size, self._inverse_mass_matrix),
             inverse_mass_matrix=self._inverse_mass_matrix,
         )
 
