@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "template.md")
 # the goals of the template's goal table (keep the two in step)
@@ -168,17 +169,22 @@ def preconditioning_figure(pc, path):
     models = list(dict.fromkeys(r["model"] for r in rows))
     names = list(dict.fromkeys(r["sampler"] for r in rows))
     fig, ax = plt.subplots(figsize=(11, 4.2))
-    width = 0.85 / len(names)
+    width, handles = 0.85 / len(names), []
     for index, name in enumerate(names):
         mine = [r for r in rows if r["sampler"] == name]
         offset = (index - (len(names) - 1) / 2) * width
         xs = [models.index(r["model"]) + offset for r in mine]
         ys = [max(r["ess_per_1k_grad"], 1e-3) for r in mine]
-        ax.bar(xs, ys, width, label=name)
+        bars = ax.bar(xs, ys, width)
+        for bar, row in zip(bars, mine, strict=True):
+            if row["max_rhat"] > PC_RHAT:
+                bar.set(hatch="///", alpha=0.5)
+        handles.append(Patch(color=bars[0].get_facecolor()[:3], label=name))
+    handles.append(Patch(facecolor="white", edgecolor="k", hatch="///", label=f"R̂ > {PC_RHAT}"))
     ax.set_yscale("log")
     ax.set_xticks(range(len(models)), models)
     ax.set_ylabel("min bulk ESS per 1000 gradients")
-    ax.legend(fontsize=8, ncol=len(names))
+    ax.legend(handles=handles, fontsize=8, ncol=len(handles))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
