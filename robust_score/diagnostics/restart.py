@@ -27,16 +27,26 @@ from robust_score.diagnostics._shared import (
 from robust_score.diagnostics.result import RESTART, CheckResult, skip_if_missing, worst_status
 from robust_score.diagnostics.runners import as_runner
 from robust_score.diagnostics.thresholds import (
+    ELSEWHERE_FACTOR,
+    ELSEWHERE_MAX_DRIFT,
+    ELSEWHERE_MIN_MOVED,
     ENERGY_FAIL,
     FAR_GROUP_MIN_MOVED,
     GROUP_AGREEMENT_FACTOR,
     MAX_GROUP_RHAT,
+    MIN_CHAINS_ELSEWHERE,
     MIN_ESS,
     MIN_MOVED_FRACTION,
     MIN_RUN_ESS,
 )
 
-__all__ = ["restart_sensitivity", "restart_starts", "run_restart_groups", "restart_verdict"]
+__all__ = [
+    "restart_sensitivity",
+    "restart_starts",
+    "run_restart_groups",
+    "restart_verdict",
+    "split_offsets",
+]
 
 # restart runs are thinned to about this many draws per chain
 _DRAWS_PER_RESTART = 200
@@ -120,9 +130,7 @@ def restart_sensitivity(
 def restart_starts(rng_key, rng, setup: RestartSetup, scales, num_chains, reference):
     """``(rng_key, {label: (num_chains, dim) flat starts})``: one overdispersed group per
     scale, plus one of ``reference`` draws when given."""
-    spread = pooled(setup.user).std(axis=0)
-    # a chain that never moved has sd 0: fall back to a scale that still overdisperses
-    spread = np.where(spread > 0, spread, np.maximum(1e-3, np.abs(setup.center).mean()))
+    spread = _user_spread(setup)
     dim = setup.draws.dim
     starts = {}
     for factor in scales:
@@ -141,10 +149,40 @@ def restart_starts(rng_key, rng, setup: RestartSetup, scales, num_chains, refere
     return rng_key, starts
 
 
+def _user_spread(setup: RestartSetup) -> np.ndarray:
+    """Per-coordinate sd of the user's kept draws; a chain that never moved has sd 0, so
+    fall back to a scale that still overdisperses and whitens."""
+    spread = pooled(setup.user).std(axis=0)
+    return np.where(spread > 0, spread, np.maximum(1e-3, np.abs(setup.center).mean()))
+
+
+def split_offsets(chains: np.ndarray, center: np.ndarray, spread: np.ndarray):
+    """Per chain ``(chain, draw, dim)``, how far its later draws sit from ``center`` along
+    the direction its earlier draws point to, in units of ``spread`` per coordinate:
+    ``(offset (chain,), direction (chain, dim))``.
+
+    The direction comes from the chain's first half and the offset is the mean projection
+    of its second half, so a chain's noise does not pick its own direction. A chain that
+    samples what the user's chains sample gets an offset like theirs, however slowly they
+    mix (a slow chain's halves are correlated, the user's chains' halves alike); a chain
+    settled in a region the user's chains never visit gets the distance to that region.
+    """
+    white = (chains - center) / spread
+    half = white.shape[1] // 2
+    direction = white[:, :half].mean(axis=1)
+    direction /= np.maximum(np.linalg.norm(direction, axis=-1, keepdims=True), 1e-300)
+    return _offsets_along(chains[:, half:], center, spread, direction), direction
+
+
+def _offsets_along(chains, center, spread, direction) -> np.ndarray:
+    """Each chain's mean whitened projection on its own ``direction``: ``(chain,)``."""
+    return np.einsum("cnd,cd->c", (chains - center) / spread, direction) / chains.shape[1]
+
+
 def run_restart_groups(rng_key, rng, setup: RestartSetup, starts: dict):
     """Run the sampler from each start group and judge it against the user's draws:
     ``({label: group details with its status}, [each group's finite chains])``."""
-    groups, chains = {}, []
+    groups, chains, candidates = {}, [], []
     for label, flat_starts in starts.items():
         rng_key, run_key, test_key = jax.random.split(rng_key, 3)
         restart = _run_group(setup, run_key, flat_starts)
@@ -160,12 +198,81 @@ def run_restart_groups(rng_key, rng, setup: RestartSetup, starts: dict):
         distances = np.linalg.norm(restart[finite] - setup.center, axis=-1)
         comparison["mean_distance"] = float(distances.mean() / math.sqrt(setup.draws.dim))
         comparison["group_rhat"] = rhat_1d(distances)
+        candidates += _elsewhere_candidates(restart[finite], flat_starts[finite], setup, label)
         rng_key = _judge_group(
             comparison, restart[finite], flat_starts[finite], rng_key, rng, setup
         )
         groups[label] = comparison
         chains.append(match_length(restart[finite], setup.user.shape[1]))
+    for label in groups:
+        groups[label]["chains_elsewhere"] = 0
+    for label, offset in _settled(rng_key, setup, candidates, len(next(iter(starts.values())))):
+        groups[label]["chains_elsewhere"] += 1
+        groups[label]["largest_chain_offset"] = max(
+            offset, groups[label].get("largest_chain_offset", 0.0)
+        )
     return groups, chains
+
+
+class _Candidate(NamedTuple):
+    """A restart chain that ended far from the user's chains, to be confirmed as settled."""
+
+    label: str
+    last: np.ndarray  # its last position, (dim,)
+    direction: np.ndarray  # whitened direction of its first kept half, (dim,)
+    offset: float  # its split offset over the user's largest
+
+
+def _elsewhere_candidates(kept, kept_starts, setup: RestartSetup, label: str) -> list:
+    """The group's chains that may have settled where the user's chains never go: a split
+    offset (:func:`split_offsets`) ``ELSEWHERE_FACTOR`` times the largest of the user's own
+    chains, reached by covering ``ELSEWHERE_MIN_MOVED`` of the start's distance (a chain
+    stuck far out where it started is not evidence; reference draws start in the target,
+    so theirs need not move)."""
+    if kept.shape[1] < 4 or setup.user.shape[1] < 4:
+        return []
+    spread = _user_spread(setup)
+    user_offset, _ = split_offsets(setup.user, setup.center, spread)
+    offset, direction = split_offsets(kept, setup.center, spread)
+    start_offsets = np.linalg.norm(kept_starts - setup.center, axis=-1)
+    moved = np.linalg.norm(kept[:, -1] - kept_starts, axis=-1) / np.maximum(start_offsets, 1e-300)
+    moved_enough = moved >= ELSEWHERE_MIN_MOVED if label != "reference draws" else True
+    baseline = max(float(np.max(np.abs(user_offset))), 1e-300)
+    far = (offset > ELSEWHERE_FACTOR * baseline) & moved_enough
+    return [
+        _Candidate(label, kept[i, -1], direction[i], float(offset[i] / baseline))
+        for i in np.flatnonzero(far)
+    ]
+
+
+def _settled(rng_key, setup: RestartSetup, candidates: list, group_size: int):
+    """``[(label, offset)]`` of the candidates still as far out after running on for
+    another ``setup.num_steps`` (losing under ``ELSEWHERE_MAX_DRIFT`` of their offset): a
+    chain still on its way in keeps closing in, one settled in another region stays.
+    Candidates run in batches of ``group_size`` chains, the shape the groups compiled."""
+    if not candidates:
+        return []
+    spread = _user_spread(setup)
+    user_offset, _ = split_offsets(setup.user, setup.center, spread)
+    baseline = max(float(np.max(np.abs(user_offset))), 1e-300)
+    thin = max(1, setup.num_steps // _DRAWS_PER_RESTART)
+    settled = []
+    for first in range(0, len(candidates), group_size):
+        batch = candidates[first : first + group_size]
+        starts = np.stack([c.last for c in batch])
+        padded = np.concatenate([starts, np.repeat(starts[-1:], group_size - len(batch), 0)])
+        rng_key, run_key = jax.random.split(rng_key)
+        continued = setup.run(run_key, padded, setup.num_steps, thin)[: len(batch)]
+        later = continued[:, continued.shape[1] // 2 :]
+        directions = np.stack([c.direction for c in batch])
+        finite = np.isfinite(later).all(axis=(1, 2))
+        offsets = _offsets_along(np.where(finite[:, None, None], later, 0.0), setup.center,
+                                 spread, directions) / baseline  # fmt: skip
+        for candidate, offset, ok in zip(batch, offsets, finite, strict=True):
+            stays = offset >= (1 - ELSEWHERE_MAX_DRIFT) * candidate.offset
+            if ok and stays and offset > ELSEWHERE_FACTOR:
+                settled.append((candidate.label, float(offset)))
+    return settled
 
 
 def _run_group(setup: RestartSetup, run_key, flat_starts) -> np.ndarray:
@@ -252,7 +359,10 @@ def restart_verdict(groups: dict, chains: list, rng, setup: RestartSetup) -> Che
         for g in judged.values()
     )
     details["all_groups_far"] = all_far
-    overridden = all_far and status != "fail"
+    elsewhere = sum(g.get("chains_elsewhere", 0) for g in judged.values())
+    details["chains_elsewhere"] = elsewhere
+    settled_apart = elsewhere >= MIN_CHAINS_ELSEWHERE
+    overridden = (all_far or settled_apart) and status != "fail"
     if overridden:
         status = "fail"
     worst = max(judged, key=lambda label: _rank(judged[label], overridden))
@@ -268,7 +378,13 @@ def restart_verdict(groups: dict, chains: list, rng, setup: RestartSetup) -> Che
         }[status] + describe(group)
         if status == "warn" and "note" in group:
             explanation += f"; {group['note']}"
-        if overridden:
+        if overridden and settled_apart and not all_far:
+            explanation += (
+                f"; {elsewhere} restart chains settled where none of your chains go, "
+                f"{max(g.get('largest_chain_offset', 0.0) for g in judged.values()):.1f}x "
+                "farther out than any of yours"
+            )
+        elif overridden:
             effects = [g["coefficient"] for g in judged.values()]
             explanation += (
                 f"; every restart group ends away from them, effects {min(effects):.2g}-"

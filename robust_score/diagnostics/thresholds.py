@@ -21,6 +21,10 @@ __all__ = [
     "MIN_MOVED_FRACTION",
     "MAX_GROUP_RHAT",
     "FAR_GROUP_MIN_MOVED",
+    "ELSEWHERE_FACTOR",
+    "ELSEWHERE_MAX_DRIFT",
+    "ELSEWHERE_MIN_MOVED",
+    "MIN_CHAINS_ELSEWHERE",
     "SCORE_ERROR_FAIL",
     "SCORE_ERROR_WARN",
     "SCORE_ERROR_CONCENTRATION",
@@ -89,6 +93,21 @@ MAX_GROUP_RHAT = 2.5
 #: that settle in other modes travel 0.5-1.4 of it, MALA restarts stuck out in Neal's
 #: funnel 0.0-0.07.
 FAR_GROUP_MIN_MOVED = 0.25
+#: A restart chain settled where the user's chains never go when its split offset (its
+#: second half's distance from the user's center along the direction of its first half,
+#: whitened by the user's spread) exceeds this many times the largest of the user's chains'
+#: own split offsets...
+ELSEWHERE_FACTOR = 3.0
+#: ... and, run on for as many steps again, it loses less than this fraction of that offset
+#: (a chain still on its way in keeps closing in: clean MALA restarts from 100 sd out in an
+#: anisotropic Gaussian that covered 93-99 % of the way still lost a third of it)...
+ELSEWHERE_MAX_DRIFT = 0.25
+#: ... and it covered at least this fraction of its start's distance to the user's center
+#: before (a chain stuck where it started, far out, stays there too).
+ELSEWHERE_MIN_MOVED = 0.9
+#: This many settled-elsewhere restart chains fail the run: a region of the target the
+#: user's chains missed (another mode, the target's bulk when they sit in a spurious well).
+MIN_CHAINS_ELSEWHERE = 2
 #: Relative score error where the chain sits above which the score-error check fails...
 SCORE_ERROR_FAIL = 0.1
 #: ... or warns.
