@@ -427,3 +427,28 @@ def test_too_short_runs_are_skipped():
         for name in (RESTART, REFERENCE):
             assert report[name].status == "skipped"
             assert "too few draws" in report[name].explanation
+
+
+def test_chains_held_apart_at_training_points_fail_without_training_data():
+    # Thm 7's memorizing score (wells of stiffness 400 at 100 training points, d = 10): the
+    # four chains start at four training points and each stays in its well, mixing there
+    # (hundreds of effective draws per chain) while sitting about sqrt(d) from the others.
+    # Restarts cannot tell (the user's pooled draws span the training cloud), and before
+    # this rule the report read the disagreement as too few effective draws (unconverged).
+    dim = 10
+    train = jax.random.normal(jax.random.key(123), (100, dim))
+    score = rs.scores.memorization_trap(
+        rs.scores.gaussian(jnp.zeros(dim), 1.0), train, stiffness=400.0
+    )
+    sampler = rs.ula(score, 0.001)
+    tree = rs.run(sampler, jax.random.key(1), train[:4], 1000)
+    check = restart_sensitivity(tree, sampler, rng_key=jax.random.key(2))
+    assert check.status == "fail", check.explanation
+    assert check.details["user_chains_apart"] == 4
+    assert "sit apart from the others" in check.explanation
+    # the same sampler started at fresh target draws: the chains agree (none apart)
+    fresh = rs.run(sampler, jax.random.key(1), jax.random.normal(jax.random.key(9), (4, dim)), 1000)
+    assert (
+        restart_sensitivity(fresh, sampler, rng_key=jax.random.key(2)).details["user_chains_apart"]
+        == 0
+    )

@@ -26,6 +26,7 @@ from robust_score.diagnostics._shared import (
 )
 from robust_score.diagnostics.result import RESTART, CheckResult, skip_if_missing, worst_status
 from robust_score.diagnostics.runners import as_runner
+from robust_score.diagnostics.statistics import effective_sample_size
 from robust_score.diagnostics.thresholds import (
     ELSEWHERE_FACTOR,
     ELSEWHERE_MAX_DRIFT,
@@ -172,6 +173,22 @@ def split_offsets(chains: np.ndarray, center: np.ndarray, spread: np.ndarray):
     direction = white[:, :half].mean(axis=1)
     direction /= np.maximum(np.linalg.norm(direction, axis=-1, keepdims=True), 1e-300)
     return _offsets_along(chains[:, half:], center, spread, direction), direction
+
+
+def chains_apart(user: np.ndarray, center: np.ndarray, spread: np.ndarray) -> int:
+    """How many of the user's chains ``(chain, draw, dim)`` each mix where they are yet
+    sit apart from the others: a split offset (:func:`split_offsets`) over
+    ``ELSEWHERE_FACTOR`` times the chain's own sd along that direction, with ``MIN_ESS``
+    effective draws there. A slowly mixing chain has a large offset too, but few effective
+    draws; a chain held in its own well (a memorizing score, a mode) has both."""
+    if user.shape[1] < 8:
+        return 0
+    offset, direction = split_offsets(user, center, spread)
+    half = user.shape[1] // 2
+    projected = np.einsum("cnd,cd->cn", (user[:, half:] - center) / spread, direction)
+    own_sd = projected.std(axis=1)
+    ess = np.array([effective_sample_size(p[None]) for p in projected])
+    return int(np.sum((offset > ELSEWHERE_FACTOR * own_sd) & (ess >= MIN_ESS)))
 
 
 def _offsets_along(chains, center, spread, direction) -> np.ndarray:
@@ -362,7 +379,10 @@ def restart_verdict(groups: dict, chains: list, rng, setup: RestartSetup) -> Che
     elsewhere = sum(g.get("chains_elsewhere", 0) for g in judged.values())
     details["chains_elsewhere"] = elsewhere
     settled_apart = elsewhere >= MIN_CHAINS_ELSEWHERE
-    overridden = (all_far or settled_apart) and status != "fail"
+    apart = chains_apart(setup.user, setup.center, _user_spread(setup))
+    details["user_chains_apart"] = apart
+    held_apart = apart >= MIN_CHAINS_ELSEWHERE
+    overridden = (all_far or settled_apart or held_apart) and status != "fail"
     if overridden:
         status = "fail"
     worst = max(judged, key=lambda label: _rank(judged[label], overridden))
@@ -378,7 +398,14 @@ def restart_verdict(groups: dict, chains: list, rng, setup: RestartSetup) -> Che
         }[status] + describe(group)
         if status == "warn" and "note" in group:
             explanation += f"; {group['note']}"
-        if overridden and settled_apart and not all_far:
+        if overridden and held_apart and not (settled_apart or all_far):
+            explanation = (
+                f"{apart} of your {len(setup.user)} chains each mix where they are but sit "
+                f"apart from the others, over {ELSEWHERE_FACTOR:g} of their own sd away, "
+                "and never cross: the draws' weights are set by where the chains started "
+                "(chains held in separate modes or wells, e.g. at training points"
+            )
+        elif overridden and settled_apart and not all_far:
             explanation += (
                 f"; {elsewhere} restart chains settled where none of your chains go, "
                 f"{max(g.get('largest_chain_offset', 0.0) for g in judged.values()):.1f}x "
