@@ -30,8 +30,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# the docs are checked here too, in parts (tests/test_docs.py: each notebook executed once, the
+# Sphinx build with execution off, every page's code blocks); worksteal keeps both workers busy
+# when a long test lands late
 test: lint
-	$(VENV)/bin/pytest -n 2 --durations=15
+	$(VENV)/bin/pytest -n 2 --dist worksteal --durations=15
 
 # optional third command: the Sphinx site (pages, API reference, executed example notebooks)
 # into docs/_build/html; warnings are errors. RS_DOCS_EXECUTION=force re-runs every notebook.

@@ -282,6 +282,9 @@ def _run_repeats(experiment: _Experiment, trained: TrainedScore):
     Returns ``(sampler, start) -> [Run]``, ``start -> [curve]`` and ``start -> [last draws]``."""
     target, settings, train = experiment.target, experiment.settings, experiment.train
     ula = rs.ula(trained.score_fn, settings.step_size)
+    scores = {
+        s.label: _on_schedule(experiment, s, trained.time_score_fn) for s in experiment.samplers
+    }
     runs = collections.defaultdict(list)
     curves, chain_ends = collections.defaultdict(list), collections.defaultdict(list)
     n = settings.num_chains
@@ -298,7 +301,7 @@ def _run_repeats(experiment: _Experiment, trained: TrainedScore):
             chain_ends[label].append(ends)
             runs[(f"ULA h={settings.step_size}", label)].append(run)
         for sampler in experiment.samplers:
-            run = _diffusion_run(experiment, sampler, trained.time_score_fn, key_diffusion)
+            run = _diffusion_run(experiment, sampler, scores[sampler.label], key_diffusion)
             runs[(sampler.label, "noise")].append(run)
     return runs, curves, chain_ends
 
@@ -316,11 +319,17 @@ def _langevin_run(experiment: _Experiment, ula, positions, key):
     return curve, draws[:, -1], Run(curve[-1], settings.langevin_steps, diverged)
 
 
+def _on_schedule(experiment: _Experiment, sampler: DiffusionSampler, time_score_fn):
+    """The VP ``time_score_fn`` on ``sampler``'s schedule (re-expressed if that is not the VP
+    one). Built once per sampler and score, so that every repeat reuses one compiled sampler."""
+    if sampler.schedule is experiment.schedule:
+        return time_score_fn
+    return as_ve_score(time_score_fn, experiment.schedule, sampler.schedule)
+
+
 def _diffusion_run(experiment: _Experiment, sampler: DiffusionSampler, time_score_fn, key):
-    """``num_chains`` draws of ``sampler`` driven by the VP ``time_score_fn`` (re-expressed
-    on the sampler's schedule if that is not the VP one); the metric on the finite ones."""
-    if sampler.schedule is not experiment.schedule:
-        time_score_fn = as_ve_score(time_score_fn, experiment.schedule, sampler.schedule)
+    """``num_chains`` draws of ``sampler`` driven by ``time_score_fn`` (already on the
+    sampler's schedule, :func:`_on_schedule`); the metric on the finite ones."""
     num_draws, dim = experiment.settings.num_chains, experiment.target.dim
     draws, evals = sampler.draw(key, time_score_fn, num_draws, dim)
     draws = np.asarray(draws)
@@ -372,8 +381,9 @@ def _control(experiment: _Experiment) -> dict[str, tuple[float, float]]:
     repeats = range(experiment.settings.num_repeats)
     control = {}
     for sampler in experiment.samplers:
+        score = _on_schedule(experiment, sampler, exact)
         values = [
-            _diffusion_run(experiment, sampler, exact, _repeat_keys(experiment.key_run, r)[3]).value
+            _diffusion_run(experiment, sampler, score, _repeat_keys(experiment.key_run, r)[3]).value
             for r in repeats
         ]
         control[sampler.label] = (float(np.mean(values)), _sd(values))
