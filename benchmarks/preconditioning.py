@@ -67,12 +67,13 @@ def logistic_regression(x, y=None):
 
 
 def horseshoe_regression(x, y=None):
-    tau = numpyro.sample("tau", dist.HalfCauchy(1.0))
-    with numpyro.plate("features", x.shape[1]):
-        lam = numpyro.sample("lambda", dist.HalfCauchy(1.0))
-        beta = numpyro.sample("beta", dist.Normal(0.0, tau * lam))
-    sigma = numpyro.sample("sigma", dist.HalfNormal(1.0))
-    numpyro.sample("obs", dist.Normal(x @ beta, sigma), obs=y)
+    """As NumPyro's own horseshoe example writes it (non-centred coefficients)."""
+    lambdas = numpyro.sample("lambdas", dist.HalfCauchy(jnp.ones(x.shape[1])))
+    tau = numpyro.sample("tau", dist.HalfCauchy(jnp.ones(1)))
+    unscaled_betas = numpyro.sample("unscaled_betas", dist.Normal(0.0, jnp.ones(x.shape[1])))
+    betas = numpyro.deterministic("betas", tau * lambdas * unscaled_betas)
+    prec_obs = numpyro.sample("prec_obs", dist.Gamma(3.0, 1.0))
+    numpyro.sample("obs", dist.Normal(x @ betas, 1.0 / jnp.sqrt(prec_obs)), obs=y)
 
 
 def funnel(dim=10):
