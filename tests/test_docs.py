@@ -271,6 +271,106 @@ def test_shell_blocks_name_real_commands():
     assert {"make", "pip", "robust-score"} <= seen, seen
 
 
+# -- the code blocks of the docstrings (the API reference pages) ----------------------------
+def docstring_blocks() -> list[Block]:
+    """Every ``.. code::`` and ``::`` literal block in a docstring of the library (the API
+    reference renders them; robust_score/paper/ is the command line's, not documented there)."""
+    import ast
+    import textwrap
+
+    blocks = []
+    for path in sorted((ROOT / "robust_score").rglob("*.py")):
+        if "paper" in path.relative_to(ROOT / "robust_score").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef):
+                continue
+            doc = ast.get_docstring(node, clean=True)
+            if not doc or "::" not in doc:
+                continue
+            lines = doc.splitlines()
+            first = node.body[0].lineno  # the docstring's first line, for the block's id
+            for i, line in enumerate(lines):
+                if not (line.strip().startswith(".. code::") or line.rstrip().endswith("::")):
+                    continue
+                body = []
+                for following in lines[i + 1 :]:
+                    if following.strip() and not following.startswith((" ", "\t")):
+                        break
+                    body.append(following)
+                code = textwrap.dedent("\n".join(body)).rstrip()
+                skipped = len(code) - len(code.lstrip("\n"))  # blank lines after the marker
+                if code.strip():
+                    page = path.relative_to(ROOT).as_posix()
+                    # line: the block's first line in the file, so tracebacks show it
+                    blocks.append(Block(page, first + i + 1 + skipped, "python", code.lstrip()))
+    return blocks
+
+
+DOCSTRING_BLOCKS = docstring_blocks()
+# The names the docstrings' fragments take as given, small; sizes shrink as for the pages
+DOCSTRING_SETUP = """
+import jax, jax.numpy as jnp
+import numpyro, numpyro.distributions as dist
+from numpyro.infer import MCMC
+import robust_score as rs
+from robust_score.numpyro import constrained_score_to_unconstrained  # its own docstring's name
+
+dim, key = 3, jax.random.key(0)
+rng_key, position, initial_positions = key, jnp.zeros(dim), jnp.zeros((2, dim))
+mean, var = jnp.arange(dim, dtype=jnp.float32), jnp.array([1.0, 2.0, 4.0])
+score_fn = rs.scores.gaussian(mean, var)
+logdensity_fn = rs.scores.gaussian_logdensity(mean, var)
+schedule = rs.schedules.vp()
+time_score_fn = score = rs.scores.gaussian(mean, var, schedule=schedule)
+data = jax.random.normal(jax.random.key(1), (64, dim))
+
+def model(y=None):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+model_args = (jnp.array([0.3, -0.2, 1.1]),)
+"""
+# ... and, for the diagnostics' docstrings, a run (and for TrapReport's methods, its report)
+DOCSTRING_RUN = """
+algorithm = rs.ula(score_fn, step_size=0.1)
+tree = rs.run(algorithm, key, initial_positions, 300)
+"""
+DOCSTRING_REPORT = "report = rs.diagnostics.trap_report(tree, sampler=algorithm)\n"
+DOCSTRING_SIZES = [
+    ("num_steps=5000", "num_steps=50, hidden=(16, 16)"),
+    ("num_warmup=1000", "num_warmup=50"),
+    ("num_samples=1000", "num_samples=50"),
+    ("num_steps=1000", "num_steps=300"),
+    ("1000, (dim,)", "100, (dim,)"),
+]
+
+
+def test_docstring_code_blocks_are_found():
+    # the parser sees the blocks it must (a change to the docstrings' markup shows here)
+    pages = {b.page for b in DOCSTRING_BLOCKS}
+    assert len(DOCSTRING_BLOCKS) >= 10, DOCSTRING_BLOCKS
+    assert {"robust_score/kernels/ula.py", "robust_score/numpyro/transforms.py"} <= pages
+
+
+@pytest.mark.parametrize(
+    "block", DOCSTRING_BLOCKS, ids=[f"{b.page}:{b.line}" for b in DOCSTRING_BLOCKS]
+)
+def test_docstring_code_blocks_run(block, monkeypatch):
+    """Each block after :data:`DOCSTRING_SETUP` (and :data:`DOCSTRING_RUN` for the
+    diagnostics), in a fresh namespace: the blocks are independent examples."""
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    code = block.code
+    for old, new in DOCSTRING_SIZES:
+        code = code.replace(old, new)
+    namespace = {"__name__": "__docs__"}
+    setup = DOCSTRING_SETUP
+    if "/diagnostics/" in block.page:
+        setup += DOCSTRING_RUN + (DOCSTRING_REPORT if block.page.endswith("report.py") else "")
+    exec(compile(setup, "docstring setup", "exec"), namespace)
+    exec(compile("\n" * (block.line - 1) + code, block.page, "exec"), namespace)
+
+
 # -- the example notebooks --------------------------------------------------------------------
 def _outputs(notebook) -> str:
     """Everything a notebook printed or displayed, as text (images by their MIME type)."""
