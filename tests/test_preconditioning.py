@@ -160,14 +160,13 @@ def test_adapted_mass_multiplies_min_ess_on_an_ill_conditioned_gaussian():
         starts = jnp.tile(state.position, (4, 1))
         tree = rs.run(rs.mala(logdensity, **parameters), jax.random.key(2), starts, 1000)
         ess[adapt_mass] = float(arviz_stats.ess(tree)["x"].min())
-    # the Welford estimate from the last window (250 draws of a 500-step warm-up) follows
-    # the variances over their three decades (the widest, slowest direction is the least
-    # well estimated: measured 0.13 to 1.5 times the truth)
-    log_estimate = np.log(np.asarray(parameters["inverse_mass_matrix"]))
-    assert np.corrcoef(log_estimate, np.log(np.asarray(ILL_VARIANCES)))[0, 1] > 0.9
-    # measured: min ESS 5.3 without a mass, 38.9 with one (7.4x); the bound leaves room for
-    # the Monte-Carlo error of ESS estimates from 4 chains
-    assert ess[True] > 5 * ess[False], ess
+    # for a Gaussian the score-matched estimate (draws and scores) is the covariance whatever
+    # the draws' spread; the draws' covariance alone gave 0.13 to 1.5 times the truth here
+    ratio = np.asarray(parameters["inverse_mass_matrix"]) / np.asarray(ILL_VARIANCES)
+    np.testing.assert_allclose(ratio, 1.0, rtol=0.05)
+    # measured: min ESS 5.3 without a mass, 631 with one (120x); the bound leaves a wide
+    # margin for the Monte-Carlo error of ESS estimates from 4 chains
+    assert ess[True] > 20 * ess[False], ess
 
 
 def test_ula_adaptation_step_is_a_fraction_of_the_smallest_scale():

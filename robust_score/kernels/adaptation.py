@@ -1,12 +1,12 @@
 """Warm-up for the Langevin kernels, returning BlackJAX's adaptation types.
 
 - :func:`mala_adaptation`: the step size by dual averaging (Hoffman & Gelman 2014) to a
-  target acceptance rate and, with ``adapt_mass_matrix=True``, the inverse mass matrix from
-  Welford estimates in Stan's windows — BlackJAX's own ``window_adaptation`` driving
-  :func:`robust_score.kernels.mala.build_kernel`.
+  target acceptance rate and, with ``adapt_mass_matrix=True``, the inverse mass matrix in
+  Stan's windows, from Welford moments of the draws and of their scores
+  (:func:`score_matched_mass`) — BlackJAX's schedule, Welford and dual-averaging pieces.
 - :func:`ula_adaptation`: a score-only warm-up for ULA (no log density, so no acceptance
-  rate): the mass matrix from the warm-up draws in the same windows, and the step size set
-  from the score's curvature under that mass (:func:`preconditioned_curvature`).
+  rate): the mass matrix in the same windows, and the step size set from the score's
+  curvature under that mass (:func:`preconditioned_curvature`).
 
 Whether an adapted mass is dense or diagonal is :func:`resolve_dense_mass`'s rule, shared
 with :class:`robust_score.numpyro.ScoreLangevin`.
@@ -17,11 +17,10 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 from blackjax.adaptation.base import AdaptationInfo, AdaptationResults
-from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
+from blackjax.adaptation.mass_matrix import welford_algorithm
 from blackjax.adaptation.step_size import dual_averaging_adaptation
-from blackjax.adaptation.window_adaptation import build_schedule, window_adaptation
+from blackjax.adaptation.window_adaptation import build_schedule
 from blackjax.base import AdaptationAlgorithm
-from blackjax.mcmc import mala as blackjax_mala
 from jax.flatten_util import ravel_pytree
 
 from robust_score._checks import (
@@ -40,13 +39,19 @@ __all__ = [
     "mala_adaptation",
     "preconditioned_curvature",
     "resolve_dense_mass",
+    "score_matched_mass",
+    "shrink_to_diagonal",
     "ula_adaptation",
 ]
 
-# A dense mass is estimated from the warm-up's draws; a Langevin chain's draws are strongly
-# autocorrelated, so the estimate needs many more draws than a NUTS warm-up per dimension.
-# Up to this many dimensions the default 1000-step warm-up's last window (500 draws) gives a
-# dense estimate that beats the diagonal one on correlated targets; above it, diagonal.
+# Up to this many raveled dimensions an adapted mass is dense by default, above it diagonal.
+# Langevin moves are local, so a step across correlated coordinates is held to the narrowest
+# direction unless the mass is dense (a d = 31 logistic regression with collinear features:
+# diagonal 0.09x NUTS's ESS per gradient, dense 2.7x). A dense mass costs O(d²) per move and
+# its estimate from a warm-up's few, autocorrelated draws degrades with d: on a randomly
+# rotated Gaussian with d = 100 and condition number 1000, a 1000-step warm-up's dense mass
+# raised MALA's min ESS only 2.1x over the identity (218x on the axis-aligned one, where a
+# diagonal mass is exact).
 DENSE_MASS_MAX_DIM = 50
 
 
@@ -66,6 +71,60 @@ def resolve_dense_mass(dense_mass: bool | None, size: int, inverse_mass_matrix=N
     return dense_mass
 
 
+def shrink_to_diagonal(inverse_mass_matrix, num_draws):
+    """A window's dense estimate shrunk towards its own diagonal, with weight ``d / (n + d)``
+    for ``n`` draws in ``d`` dimensions (a diagonal estimate passes unchanged).
+
+    Stan's regularization, which BlackJAX's and NumPyro's estimates carry, shrinks towards
+    ``1e-3 I``: from fewer draws than dimensions (Stan's first slow window has 25) the estimate
+    is then ~1e-4 along the directions the draws did not span. A Langevin chain moves one
+    short step per gradient, so along those directions it stops, the next window's draws do
+    not span them either, and the collapse persists to the end of warm-up (measured on a
+    d = 31 logistic regression: inverse mass times precision down to 1e-4, R-hat 1.8). NUTS
+    recovers by taking many steps per draw. The diagonal is full rank whenever every
+    coordinate moved, and the shrinkage fades as the draws outnumber the dimensions.
+    """
+    if jnp.ndim(inverse_mass_matrix) == 1:
+        return inverse_mass_matrix
+    dim = inverse_mass_matrix.shape[-1]
+    weight = dim / (num_draws + dim)
+    diagonal = jnp.diag(jnp.diag(inverse_mass_matrix))
+    return (1 - weight) * inverse_mass_matrix + weight * diagonal
+
+
+def _symmetric_power(matrix, power):
+    values, vectors = jnp.linalg.eigh((matrix + matrix.T) / 2)
+    values = jnp.maximum(values, jnp.finfo(values.dtype).tiny)
+    return (vectors * values**power) @ vectors.T
+
+
+def score_matched_mass(position_covariance, score_covariance, num_draws):
+    """The inverse mass ``M⁻¹`` with ``M⁻¹ Cov(s) M⁻¹ = Cov(x)`` from the draws ``x`` and the
+    scores ``s`` at them: the geometric mean of ``Cov(x)`` and ``Cov(s)⁻¹`` (the estimator
+    of nutpie and of BlackJAX's ``fisher_diag``, here dense too). 1-D (diagonal):
+    ``sqrt(var x / var s)``; 2-D: ``A^{1/2} (A^{1/2} S A^{1/2})^{-1/2} A^{1/2}`` with
+    ``A = Cov(x)``, ``S = Cov(s)``, each first shrunk towards its diagonal
+    (:func:`shrink_to_diagonal`, ``num_draws`` draws).
+
+    Why not the draws' covariance alone: for a Gaussian target ``s = -Σ⁻¹(x - μ)``, so
+    ``Cov(s) = Σ⁻¹ Cov(x) Σ⁻¹`` and the geometric mean is exactly Σ whatever ``Cov(x)`` is —
+    also when the draws of a window have not yet spread over the target, which is the rule
+    for a Langevin chain in the early windows (one short step per gradient). The draws'
+    covariance then underestimates the wide directions, and each window starts from that.
+    Measured with ``ScoreLangevin(adjust=True)``'s default warm-up on a d = 31 logistic
+    regression (1000 warm-up steps): the draws' covariance alone (Stan's estimate) left
+    inverse mass times precision with eigenvalues down to 1e-4 and MALA at 0.5 ESS per 1000
+    gradients; this estimate gave eigenvalues in [0.3, 1.7].
+    """
+    if jnp.ndim(position_covariance) == 1:
+        return jnp.sqrt(position_covariance / score_covariance)
+    a = shrink_to_diagonal(position_covariance, num_draws)
+    s = shrink_to_diagonal(score_covariance, num_draws)
+    a_sqrt = _symmetric_power(a, 0.5)
+    mass = a_sqrt @ _symmetric_power(a_sqrt @ s @ a_sqrt, -0.5) @ a_sqrt
+    return (mass + mass.T) / 2
+
+
 def _initial_mass(inverse_mass_matrix, size: int, dense: bool):
     """The mass the warm-up starts from, in the form it adapts (identity when ``None``)."""
     if inverse_mass_matrix is None:
@@ -77,29 +136,28 @@ def _initial_mass(inverse_mass_matrix, size: int, dense: bool):
     return inverse_mass_matrix
 
 
-class _BlackJAXView:
-    """:mod:`robust_score.kernels.mala` as BlackJAX's window adaptation drives an algorithm:
-    ``init(position, logdensity_fn)``, and a kernel taking ``(step_size,
-    inverse_mass_matrix)`` on a state whose drift is called ``logdensity_grad``. The score
-    (if any) is fixed here; the states are the same three arrays under BlackJAX's names."""
+class _MassWindows:
+    """The mass-matrix half of a windowed warm-up, with BlackJAX's pieces: Stan's schedule
+    (:func:`blackjax.adaptation.window_adaptation.build_schedule`), Welford moments
+    (:func:`blackjax.adaptation.mass_matrix.welford_algorithm`) of the draws and of the
+    scores at them in each slow window, and :func:`score_matched_mass` at each slow window's
+    end."""
 
-    def __init__(self, score_fn):
-        self.score_fn = score_fn
+    def __init__(self, size: int, dense: bool):
+        self.size = size
+        self.moments_init, self.moments_update, self.moments_final = welford_algorithm(not dense)
 
-    def init(self, position, logdensity_fn):
-        return blackjax_mala.MALAState(*mala.init(position, logdensity_fn, self.score_fn))
+    def init(self):
+        return (self.moments_init(self.size), self.moments_init(self.size))
 
-    def build_kernel(self):
-        kernel = mala.build_kernel()
+    def update(self, moments, is_slow, position, score):
+        flat = (ravel_pytree(position)[0], ravel_pytree(score)[0])
+        new = tuple(self.moments_update(m, v) for m, v in zip(moments, flat, strict=True))
+        return jax.tree.map(lambda a, b: jnp.where(is_slow, a, b), new, moments)
 
-        def step(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix):
-            state = mala.MALAState(*state)
-            new_state, info = kernel(
-                rng_key, state, logdensity_fn, step_size, self.score_fn, inverse_mass_matrix
-            )
-            return blackjax_mala.MALAState(*new_state), info
-
-        return step
+    def final(self, moments):
+        (position_cov, num_draws, _), (score_cov, _, _) = map(self.moments_final, moments)
+        return score_matched_mass(position_cov, score_cov, num_draws), self.init()
 
 
 def mala_adaptation(
@@ -126,13 +184,15 @@ def mala_adaptation(
 
     - ``adapt_mass_matrix=False`` (default): one dual-averaging run over all steps, at the
       fixed ``inverse_mass_matrix`` (``None``: the identity), ending on the averaged step.
-    - ``adapt_mass_matrix=True``: BlackJAX's ``window_adaptation`` (Stan's schedule: a fast
-      window for the step, slow windows of doubling length whose draws give Welford
-      estimates of the covariance, regularized towards ``1e-3 I`` as Stan does, a final fast
-      window), driving this package's MALA kernel. Needs ``num_steps >= 20`` to adapt the
-      mass (fewer: the step only). ``dense_mass``: ``True`` dense, ``False`` diagonal,
-      ``None`` dense up to :data:`DENSE_MASS_MAX_DIM` dimensions (raveled) and diagonal
-      above. ``inverse_mass_matrix`` seeds the first window.
+    - ``adapt_mass_matrix=True``: Stan's schedule as BlackJAX's ``window_adaptation`` runs
+      it (a fast window for the step, slow windows of doubling length, a final fast window;
+      dual averaging restarts at each slow window's end), with the mass at each slow
+      window's end from the Welford moments of its draws and of their scores
+      (:func:`score_matched_mass`; BlackJAX's own estimate, the draws' covariance alone,
+      stalls Langevin warm-ups). Needs ``num_steps >= 20`` to adapt the mass (fewer: the
+      step only). ``dense_mass``: ``True`` dense, ``False`` diagonal, ``None`` the form of a
+      given ``inverse_mass_matrix``, else dense up to ``DENSE_MASS_MAX_DIM`` = 50 dimensions
+      (raveled) and diagonal above. ``inverse_mass_matrix`` is the first windows' mass.
 
     The default target 0.574 is the optimal MALA acceptance rate (Roberts & Rosenthal 1998).
     """
@@ -175,20 +235,38 @@ def mala_adaptation(
             check_mass_matches_position(inverse_mass_matrix, position)
         if not adapt_mass_matrix:
             return run_step_size_only(rng_key, position, num_steps)
-        size = ravel_pytree(position)[0].size
+        flat = ravel_pytree(position)[0]
+        size, dtype = flat.size, flat.dtype
         dense = resolve_dense_mass(dense_mass, size, inverse_mass_matrix)
-        warmup = window_adaptation(
-            _BlackJAXView(score_fn),
-            logdensity_fn,
-            is_mass_matrix_diagonal=not dense,
-            initial_inverse_mass_matrix=None
-            if inverse_mass_matrix is None
-            else _initial_mass(inverse_mass_matrix, size, dense),
-            initial_step_size=initial_step_size,
-            target_acceptance_rate=target_acceptance_rate,
-        )
-        (state, parameters), history = warmup.run(rng_key, position, num_steps)
-        return AdaptationResults(mala.MALAState(*state), parameters), history
+        windows = _MassWindows(size, dense)
+        imm = _initial_mass(inverse_mass_matrix, size, dense).astype(dtype)
+        schedule = jnp.asarray(build_schedule(num_steps), bool)
+        state = mala.init(position, logdensity_fn, score_fn)
+
+        def one_step(carry, xs):
+            state, da_state, imm, moments = carry
+            key, (is_slow, is_window_end) = xs
+            step_size = jnp.exp(da_state.log_step_size).astype(dtype)
+            state, info = kernel(key, state, logdensity_fn, step_size, score_fn, imm)
+            da_state = da_update(da_state, info.acceptance_rate)
+            moments = windows.update(moments, is_slow, state.position, state.score)
+
+            def new_window(carry):
+                da_state, _, moments = carry
+                imm, moments = windows.final(moments)
+                # as Stan: dual averaging restarts from the window's averaged step
+                return da_init(da_final(da_state)), imm.astype(dtype), moments
+
+            da_state, imm, moments = jax.lax.cond(
+                is_slow & is_window_end, new_window, lambda c: c, (da_state, imm, moments)
+            )
+            return (state, da_state, imm, moments), AdaptationInfo(state, info, da_state)
+
+        carry = (state, da_init(jnp.asarray(initial_step_size, dtype)), imm, windows.init())
+        keys = jax.random.split(rng_key, num_steps)
+        (state, da_state, imm, _), history = jax.lax.scan(one_step, carry, (keys, schedule))
+        parameters = {"step_size": da_final(da_state).astype(dtype), "inverse_mass_matrix": imm}
+        return AdaptationResults(state, parameters), history
 
     return AdaptationAlgorithm(run)
 
@@ -253,10 +331,9 @@ def ula_adaptation(
     stiffer than the draws' spread (a network trained at low noise, a memorizing score) gives
     a larger ``λ`` and a smaller step.
 
-    The mass is adapted as in :func:`mala_adaptation` (Stan's windows, Welford estimates of
-    the draws' covariance regularized towards ``1e-3 I``, BlackJAX's pieces), ``dense_mass``
-    as there; ``adapt_mass_matrix=False`` keeps ``inverse_mass_matrix`` (``None``: the
-    identity) and sets the step only.
+    The mass is adapted as in :func:`mala_adaptation` (Stan's windows, :func:`score_matched_mass`
+    of the draws and their scores), ``dense_mass`` as there; ``adapt_mass_matrix=False``
+    keeps ``inverse_mass_matrix`` (``None``: the identity) and sets the step only.
 
     Known bias: ULA at the returned step is biased by O(h) even with the exact score. For a
     Gaussian target whose covariance the mass matches, each whitened variance is inflated by
@@ -291,7 +368,7 @@ def ula_adaptation(
         flat = ravel_pytree(position)[0]
         size, dtype = flat.size, flat.dtype
         dense = resolve_dense_mass(dense_mass, size, inverse_mass_matrix)
-        mm_init, mm_update, mm_final = mass_matrix_adaptation(is_diagonal_matrix=not dense)
+        windows = _MassWindows(size, dense)
         if adapt_mass_matrix:
             imm = _initial_mass(inverse_mass_matrix, size, dense).astype(dtype)
             schedule = jnp.asarray(build_schedule(num_steps), bool)
@@ -300,41 +377,37 @@ def ula_adaptation(
             schedule = jnp.zeros((num_steps, 2), bool)
         key_start, key_run = jax.random.split(rng_key)
         step_size = step_size_at(position, imm, key_start, jnp.asarray(step_fraction, dtype))
-
         metric = metric_from(imm)  # for a fixed mass
 
         def one_step(carry, xs):
-            state, step_size, mm_state = carry
+            state, step_size, imm, moments = carry
             key, (is_slow, is_window_end) = xs
             if not adapt_mass_matrix:
                 state, info = kernel(key, state, score_fn, step_size, metric)
-                return (state, step_size, mm_state), AdaptationInfo(state, info, step_size)
+                return (state, step_size, imm, moments), AdaptationInfo(state, info, step_size)
             key_step, key_curvature = jax.random.split(key)
-            imm = mm_state.inverse_mass_matrix
+            # the score the move evaluates anyway (XLA computes it once)
+            score = score_fn(state.position)
+            moments = windows.update(moments, is_slow, state.position, score)
             state, info = kernel(key_step, state, score_fn, step_size, imm)
-            mm_state = jax.lax.cond(
-                is_slow, lambda m: mm_update(m, state.position), lambda m: m, mm_state
+
+            def new_window(carry):
+                _, _, moments = carry
+                imm, moments = windows.final(moments)
+                imm = imm.astype(dtype)
+                return step_size_at(state.position, imm, key_curvature, step_size), imm, moments
+
+            step_size, imm, moments = jax.lax.cond(
+                is_slow & is_window_end, new_window, lambda c: c, (step_size, imm, moments)
             )
+            return (state, step_size, imm, moments), AdaptationInfo(state, info, step_size)
 
-            def new_window(mm_state):
-                mm_state = mm_final(mm_state)
-                imm = mm_state.inverse_mass_matrix
-                return step_size_at(state.position, imm, key_curvature, step_size), mm_state
-
-            step_size, mm_state = jax.lax.cond(
-                is_slow & is_window_end, new_window, lambda m: (step_size, m), mm_state
-            )
-            return (state, step_size, mm_state), AdaptationInfo(state, info, step_size)
-
-        mm_state = mm_init(size, imm) if adapt_mass_matrix else None
         keys = jax.random.split(key_run, num_steps)
-        carry = (state, step_size, mm_state)
-        (state, step_size, mm_state), history = jax.lax.scan(one_step, carry, (keys, schedule))
+        carry = (state, step_size, imm, windows.init())
+        (state, step_size, imm, _), history = jax.lax.scan(one_step, carry, (keys, schedule))
         parameters = {"step_size": step_size}
-        if adapt_mass_matrix:
-            parameters["inverse_mass_matrix"] = mm_state.inverse_mass_matrix
-        elif inverse_mass_matrix is not None:
-            parameters["inverse_mass_matrix"] = inverse_mass_matrix
+        if imm is not None:
+            parameters["inverse_mass_matrix"] = imm
         return AdaptationResults(state, parameters), history
 
     return AdaptationAlgorithm(run)
