@@ -419,8 +419,8 @@ class ScoreLangevin(ScoreKernelBase):
     dimensions in all, diagonal above. Langevin moves are local, so an isotropic or diagonal
     step across correlated coordinates is held to the narrowest direction: on a logistic
     regression with collinear features (d = 31, 4 chains x (1000 + 2000) steps) MALA with the
-    default dense mass reached 49 ESS per 1000 gradients against NUTS's 23 and the identity's
-    1.7. A dense mass costs O(d²) per move and its estimate degrades with d (see
+    default dense mass reached 52 ESS per 1000 gradients against NUTS's 22 and the identity's
+    1.8. A dense mass costs O(d²) per move and its estimate degrades with d (see
     ``DENSE_MASS_MAX_DIM``), so above the threshold the diagonal is the default. Afterwards
     ``last_state.adapt_state`` holds the adapted ``step_size`` and ``inverse_mass_matrix``; both
     can also be collected as ``extra_fields=("adapt_state.step_size",
