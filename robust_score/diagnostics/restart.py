@@ -31,6 +31,7 @@ from robust_score.diagnostics.thresholds import (
     ELSEWHERE_FACTOR,
     ELSEWHERE_MAX_DRIFT,
     ELSEWHERE_MIN_MOVED,
+    ELSEWHERE_MIN_OFFSET,
     ENERGY_FAIL,
     FAR_GROUP_MIN_MOVED,
     GROUP_AGREEMENT_FACTOR,
@@ -243,9 +244,9 @@ class _Candidate(NamedTuple):
 def _elsewhere_candidates(kept, kept_starts, setup: RestartSetup, label: str) -> list:
     """The group's chains that may have settled where the user's chains never go: a split
     offset (:func:`split_offsets`) ``ELSEWHERE_FACTOR`` times the largest of the user's own
-    chains, reached by covering ``ELSEWHERE_MIN_MOVED`` of the start's distance (a chain
-    stuck far out where it started is not evidence; reference draws start in the target,
-    so theirs need not move)."""
+    chains and at least ``ELSEWHERE_MIN_OFFSET`` of the user's sd, reached by covering
+    ``ELSEWHERE_MIN_MOVED`` of the start's distance (a chain stuck far out where it started
+    is not evidence; reference draws start in the target, so theirs need not move)."""
     if kept.shape[1] < 4 or setup.user.shape[1] < 4:
         return []
     spread = _user_spread(setup)
@@ -255,7 +256,7 @@ def _elsewhere_candidates(kept, kept_starts, setup: RestartSetup, label: str) ->
     moved = np.linalg.norm(kept[:, -1] - kept_starts, axis=-1) / np.maximum(start_offsets, 1e-300)
     moved_enough = moved >= ELSEWHERE_MIN_MOVED if label != "reference draws" else True
     baseline = max(float(np.max(np.abs(user_offset))), 1e-300)
-    far = (offset > ELSEWHERE_FACTOR * baseline) & moved_enough
+    far = (offset > np.maximum(ELSEWHERE_FACTOR * baseline, ELSEWHERE_MIN_OFFSET)) & moved_enough
     return [
         _Candidate(label, kept[i, -1], direction[i], float(offset[i] / baseline))
         for i in np.flatnonzero(far)
@@ -287,7 +288,8 @@ def _settled(rng_key, setup: RestartSetup, candidates: list, group_size: int):
                                  spread, directions) / baseline  # fmt: skip
         for candidate, offset, ok in zip(batch, offsets, finite, strict=True):
             stays = offset >= (1 - ELSEWHERE_MAX_DRIFT) * candidate.offset
-            if ok and stays and offset > ELSEWHERE_FACTOR:
+            beyond = offset * baseline > ELSEWHERE_MIN_OFFSET
+            if ok and stays and beyond and offset > ELSEWHERE_FACTOR:
                 settled.append((candidate.label, float(offset)))
     return settled
 

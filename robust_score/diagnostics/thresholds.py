@@ -24,6 +24,7 @@ __all__ = [
     "ELSEWHERE_FACTOR",
     "ELSEWHERE_MAX_DRIFT",
     "ELSEWHERE_MIN_MOVED",
+    "ELSEWHERE_MIN_OFFSET",
     "MIN_CHAINS_ELSEWHERE",
     "SCORE_ERROR_FAIL",
     "SCORE_ERROR_WARN",
@@ -98,6 +99,10 @@ FAR_GROUP_MIN_MOVED = 0.25
 #: whitened by the user's spread) exceeds this many times the largest of the user's chains'
 #: own split offsets...
 ELSEWHERE_FACTOR = 3.0
+#: ... and this many of the user's sd: when every chain mixes well, all split offsets are
+#: noise of about 1 / sqrt(ESS) and one can exceed 3x the user's largest by chance (clean
+#: MALA at d = 10, ESS 400: restart offsets 5x the user's, 0.1-0.2 sd)...
+ELSEWHERE_MIN_OFFSET = 1.0
 #: ... and, run on for as many steps again, it loses less than this fraction of that offset
 #: (a chain still on its way in keeps closing in: clean MALA restarts from 100 sd out in an
 #: anisotropic Gaussian that covered 93-99 % of the way still lost a third of it)...
