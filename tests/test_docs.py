@@ -15,7 +15,12 @@ spreads over the cores:
 - every fenced code block of README.md and of the Markdown pages under docs/ is executed or
   tested by :func:`test_page_code_blocks_run` / :func:`test_shell_blocks_name_real_commands`,
   by the rules of :data:`FENCE_RULES` (a block of any other kind fails
-  :func:`test_every_code_block_has_a_rule`).
+  :func:`test_every_code_block_has_a_rule`), and every code block of the library's docstrings
+  (the API reference pages) by :func:`test_docstring_code_blocks_run`.
+
+Until issue 15 this file was one test, `make docs` into a temporary directory (2-6 min);
+its assertions are in test_example_notebook_executes (the notebooks' outputs: report
+verdicts, figures) and test_docs_build_without_warnings (the build, its pages).
 """
 
 import dataclasses
