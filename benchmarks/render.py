@@ -204,7 +204,7 @@ def ratio_rows(pc):
         if identity:  # the adapted mass against the identity, same key
             base = ess.get((row["model"], f"{row['sampler']}, identity"))
             extra["over_identity"] = base and ess[row["model"], row["sampler"]] / base
-        out.append({**row, **extra, "rhat_above": ", ".join(bad) or "none"})
+        out.append({**row, **extra, "rhat_above": "; ".join(bad) or "none"})
     return out
 
 
