@@ -312,7 +312,12 @@ def write(results_path, page_path, figures):
             for name, row in goals(results).items()
             for suffix, value in zip(("", "_aa", "_status"), row, strict=True)
         },
-        "sections": table(results["sections"]),
+        "sections": table(
+            [
+                {**r, "date": r.get("date", results["date"]), "commit": r.get("commit")}
+                for r in results["sections"]
+            ]
+        ),
         "steps": table([r for r in steps if r["sampler"] != "MALA"]),
         "mala": table([r for r in steps if r["sampler"] == "MALA"]),
         "datatree_ms": f"{1e3 * statistics.median(datatree):.1f}",
