@@ -12,20 +12,68 @@ is plain Langevin on ``y = L⁻¹ x``.
 
 import functools
 import operator
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jax.scipy as jscipy
 from blackjax.mcmc.metrics import default_metric
-from blackjax.util import generate_gaussian_noise
+from blackjax.util import generate_gaussian_noise, linear_map
+from jax.flatten_util import ravel_pytree
 
-__all__ = ["langevin_step", "langevin_log_proposal", "metric_from", "all_finite"]
+__all__ = [
+    "DenseMass",
+    "all_finite",
+    "factor_mass",
+    "langevin_log_proposal",
+    "langevin_step",
+    "metric_from",
+]
+
+
+class DenseMass(NamedTuple):
+    """A dense inverse mass matrix ``M⁻¹`` with its factors: ``lower`` ``L`` (``L Lᵀ = M⁻¹``)
+    and ``inverse_lower_t`` ``L⁻ᵀ``. Unlike a BlackJAX ``Metric`` (closures) it is a pytree of
+    arrays, so a warm-up can carry it through its loop and refactorize only when the mass
+    changes, where building a ``Metric`` from the matrix at every move costs a Cholesky
+    factorization and a triangular inverse, O(d³), per move. ``scale`` is BlackJAX's
+    ``Metric.scale``."""
+
+    inverse_mass_matrix: jax.Array
+    lower: jax.Array
+    inverse_lower_t: jax.Array
+
+    def scale(self, position, element, *, inv: bool, trans: bool):
+        """``L`` (``inv=True``) or ``L⁻ᵀ`` (``inv=False``) times ``element``, transposed with
+        ``trans=True``, over the raveled ``element``."""
+        del position
+        flat, unravel = ravel_pytree(element)
+        matrix = self.lower if inv else self.inverse_lower_t
+        return unravel(linear_map(matrix.T if trans else matrix, flat))
+
+
+def factor_mass(inverse_mass_matrix):
+    """``inverse_mass_matrix`` ready for the moves: a 2-D matrix becomes a :class:`DenseMass`,
+    factorized as BlackJAX's Euclidean metric factorizes it (so the moves are the same); a 1-D
+    vector, ``None`` (the identity) and a :class:`DenseMass` pass unchanged."""
+    if inverse_mass_matrix is None or isinstance(inverse_mass_matrix, DenseMass):
+        return inverse_mass_matrix
+    if jnp.ndim(inverse_mass_matrix) == 1:
+        return inverse_mass_matrix
+    lower = jscipy.linalg.cholesky(inverse_mass_matrix, lower=True)
+    identity = jnp.identity(inverse_mass_matrix.shape[0])
+    inverse_lower_t = jscipy.linalg.solve_triangular(lower, identity, lower=True, trans=True)
+    return DenseMass(inverse_mass_matrix, lower, inverse_lower_t)
 
 
 def metric_from(inverse_mass_matrix):
-    """BlackJAX's Euclidean metric of ``inverse_mass_matrix`` (a 1-D or 2-D array, or a
-    ``Metric`` already built, passed through); ``None`` (the identity) stays ``None``. The
-    dense case factorizes the matrix: build it once, outside a loop, where it is fixed."""
-    return None if inverse_mass_matrix is None else default_metric(inverse_mass_matrix)
+    """What the moves scale by: BlackJAX's Euclidean metric of ``inverse_mass_matrix`` (a 1-D
+    or 2-D array; a ``Metric`` already built passes through), or a :class:`DenseMass` itself;
+    ``None`` (the identity) stays ``None``. A 2-D array is factorized here: build it once,
+    outside a loop, where it is fixed, or carry a :class:`DenseMass` (:func:`factor_mass`)."""
+    if inverse_mass_matrix is None or isinstance(inverse_mass_matrix, DenseMass):
+        return inverse_mass_matrix
+    return default_metric(inverse_mass_matrix)
 
 
 def langevin_step(rng_key, position, drift, step_size, metric=None):

@@ -41,6 +41,7 @@ from robust_score._checks import (
 )
 from robust_score.kernels import mala, ula
 from robust_score.kernels.adaptation import resolve_dense_mass, score_matched_mass
+from robust_score.kernels.integrators import DenseMass
 from robust_score.numpyro._common import ScoreKernelBase
 
 __all__ = [
@@ -176,7 +177,7 @@ def score_langevin(
         step_size = state.adapt_state.step_size
         current = mala.MALAState(state.z, -state.potential_energy, state.score)
         logdensity = logdensity_fn(model_args, model_kwargs)
-        mass = state.adapt_state.inverse_mass_matrix if with_mass else None
+        mass = _mass(state.adapt_state, dense_mass) if with_mass else None
         new, info = move(key_move, current, logdensity, step_size, score_fn, mass)
         adapt_state = state.adapt_state
         adapts = (adapt_step_size or adapt_mass_matrix) if with_mass else adapt_step_size
@@ -196,6 +197,19 @@ def score_langevin(
         return _next_state(state, new, info, step_size, adapt_state, num_warmup, rng_key)
 
     return init_kernel, sample_kernel
+
+
+def _mass(adapt_state, dense_mass: bool):
+    """The mass as the move takes it. Dense: NumPyro's factors, computed once per mass when
+    the adaptation sets it (``mass_matrix_sqrt_inv`` is ``Uᵀ`` with ``U Uᵀ = M⁻¹``,
+    ``mass_matrix_sqrt`` its inverse, ``U⁻ᵀ``), not a factorization at every move."""
+    if not dense_mass:
+        return adapt_state.inverse_mass_matrix
+    return DenseMass(
+        adapt_state.inverse_mass_matrix,
+        lower=adapt_state.mass_matrix_sqrt_inv.T,
+        inverse_lower_t=adapt_state.mass_matrix_sqrt,
+    )
 
 
 def _initial_state(rng_key, z, potential, score, step_size, adapt_init) -> ScoreLangevinState:
@@ -313,7 +327,12 @@ def mass_and_step_size_adaptation(
 
     def new_mass(z, state):
         z_moments, score_moments = state.mm_state
-        imm = score_matched_mass(covariance(z_moments), covariance(score_moments), z_moments[2])
+        imm = score_matched_mass(
+            covariance(z_moments),
+            covariance(score_moments),
+            z_moments[2],
+            state.inverse_mass_matrix if dense_mass else None,
+        )
         imm, sqrt, sqrt_inv = _initialize_mass_matrix(z, imm, dense_mass)
         return state._replace(
             inverse_mass_matrix=imm,
