@@ -128,7 +128,7 @@ def models():
                      (cancer_x, cancer_y), None),
         "horseshoe": ("horseshoe regression, `diabetes` (d = 22)", horseshoe_regression,
                       (diabetes_x, diabetes_y), None),
-        "funnel": ("Neal's funnel (d = 10)", funnel, (10,), (np.zeros(10), funnel_sd)),
+        "funnel": ("Neal's funnel (d = 10)", funnel, (), (np.zeros(10), funnel_sd)),
         "gaussian": ("ill-conditioned Gaussian (d = 100, κ = 1000)", gaussian,
                      (jnp.asarray(np.linalg.cholesky(covariance), jnp.float32),),
                      (np.zeros(100), np.sqrt(np.diag(covariance)))),
@@ -282,7 +282,8 @@ def main(quick=False, only=None, before=False):
     if only:
         catalogue = {name: catalogue[name] for name in only}
     rows, references, cache = [], [], {}
-    for index, (name, (_, model, model_args, exact)) in enumerate(catalogue.items()):
+    for name, (_, model, model_args, exact) in catalogue.items():
+        index = MODEL_NAMES.index(name)  # the same keys with or without --only
         moments, row = reference(name, model, model_args, exact, sizes, cache)
         references.append(row)
         for sampler, make in kernels.items():
