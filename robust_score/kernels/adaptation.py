@@ -49,11 +49,12 @@ __all__ = [
 # Up to this many raveled dimensions an adapted mass is dense by default, above it diagonal.
 # Langevin moves are local, so a step across correlated coordinates is held to the narrowest
 # direction unless the mass is dense (a d = 31 logistic regression with collinear features:
-# MALA with a dense mass, 52 ESS per 1000 gradients; NUTS, 22). A dense mass costs O(d²) per
-# move and its estimate from a warm-up's few, autocorrelated draws degrades with d: on a
-# randomly rotated Gaussian with d = 100 and condition number 1000, a 1000-step warm-up's
-# dense mass raised MALA's min ESS only 2.1x over the identity (218x on the axis-aligned one,
-# where a diagonal mass is exact).
+# MALA with a dense mass, 62 ESS per 1000 gradients; NUTS, 22). A dense mass costs O(d²) per
+# move and O(d³) per window, and its estimate needs a longer warm-up as d grows: on a
+# randomly rotated Gaussian with d = 100 and condition number 1000, MALA's min ESS over the
+# identity's was 83x after a 1000-step warm-up (M⁻¹Σ⁻¹ still of condition number 4.7) and
+# 237x after 2000 steps (1.08; benchmarks/ill_conditioned.py). Above the threshold, ask for
+# it (dense_mass=True) and give the warm-up the steps.
 DENSE_MASS_MAX_DIM = 50
 
 
@@ -111,7 +112,9 @@ def shrink_to_diagonal(inverse_mass_matrix, num_draws):
 
 def _symmetric_power(matrix, power):
     values, vectors = jnp.linalg.eigh((matrix + matrix.T) / 2)
-    values = jnp.maximum(values, jnp.finfo(values.dtype).tiny)
+    # eigenvalues below rounding of the largest are noise: floor them there, not at zero
+    floor = jnp.finfo(values.dtype).eps * jnp.max(jnp.abs(values))
+    values = jnp.maximum(values, jnp.maximum(floor, jnp.finfo(values.dtype).tiny))
     return (vectors * values**power) @ vectors.T
 
 
@@ -138,12 +141,13 @@ def score_matched_mass(position_covariance, score_covariance, num_draws, inverse
     Why whitened by the current mass: the geometric mean is exact in any coordinates, but
     the shrinkage is not — it pulls towards the diagonal of the coordinates it is done in,
     which for a correlated target is far from the truth. In the original coordinates the
-    windows' shrinkage held a dense mass on a randomly rotated Gaussian (d = 100, condition
-    number 1000, 1000 warm-up steps) to a condition number of 190 in whitened units; whitened
-    by the previous window's mass, the diagonal each window shrinks towards is that mass,
-    so the shrinkage only slows each window's correction and the error contracts from one
-    window to the next. (In those coordinates the matrices are also near the identity, so
-    their square roots lose little to rounding.)
+    windows' shrinkage left a dense mass on a randomly rotated Gaussian (d = 100, condition
+    number 1000, 1000 warm-up steps) with ``M⁻¹ Σ⁻¹`` of condition number 190; whitened by
+    the previous window's mass, the diagonal each window shrinks towards is that mass, so
+    the shrinkage only slows each window's correction and the error contracts from one
+    window to the next (4.2 to 4.7 over three seeds, with :func:`shrink_to_diagonal`'s
+    weight). In those coordinates the matrices are also near the identity, so their square
+    roots lose little to float32 rounding.
     """
     if jnp.ndim(position_covariance) == 1:
         return jnp.sqrt(position_covariance / score_covariance)
@@ -157,11 +161,20 @@ def score_matched_mass(position_covariance, score_covariance, num_draws, inverse
         s = lower.T @ score_covariance @ lower
     a = shrink_to_diagonal((a + a.T) / 2, num_draws)
     s = shrink_to_diagonal((s + s.T) / 2, num_draws)
+    # Rescaled by the diagonal estimate, a and s share their diagonal: the same geometric
+    # mean, without the spread of scales that float32 square roots cannot resolve (an
+    # axis-aligned Gaussian with variances 1 to 1000 puts 1e6 between the ends of s).
+    scale = (jnp.diag(a) / jnp.diag(s)) ** 0.25
+    outer = jnp.outer(scale, scale)
+    a, s = a / outer, s * outer
     a_sqrt = _symmetric_power(a, 0.5)
-    mass = a_sqrt @ _symmetric_power(a_sqrt @ s @ a_sqrt, -0.5) @ a_sqrt
+    mass = a_sqrt @ _symmetric_power(a_sqrt @ s @ a_sqrt, -0.5) @ a_sqrt * outer
     if lower is not None:
         mass = lower @ mass @ lower.T
-    return (mass + mass.T) / 2
+    mass = (mass + mass.T) / 2
+    # a window whose moments are not finite (a divergent draw) leaves the mass as it was
+    previous = jnp.identity(len(mass), mass.dtype) if lower is None else inverse_mass_matrix
+    return jnp.where(jnp.all(jnp.isfinite(mass)), mass, previous)
 
 
 def _initial_mass(inverse_mass_matrix, size: int, dense: bool):

@@ -109,7 +109,9 @@ def propose(
 def build_kernel():
     """MALA kernel: ``kernel(rng_key, state, logdensity_fn, step_size, score_fn=None,
     inverse_mass_matrix=None)``; ``inverse_mass_matrix`` is ``None`` (the identity), a 1-D or
-    2-D array over the raveled position, or a BlackJAX ``Metric``."""
+    2-D array over the raveled position, a BlackJAX ``Metric``, or a
+    :class:`~robust_score.kernels.integrators.DenseMass` (a dense mass factorized once, to
+    carry through a loop whose mass changes)."""
 
     def kernel(
         rng_key: PRNGKey,

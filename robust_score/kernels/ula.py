@@ -63,7 +63,8 @@ def init(
 def build_kernel():
     """ULA kernel: ``kernel(rng_key, state, score_fn, step_size, inverse_mass_matrix=None)
     -> (state, info)``. ``inverse_mass_matrix``: ``None`` (the identity), a 1-D or 2-D array
-    over the raveled position, or a BlackJAX ``Metric``. A move to a non-finite position is
+    over the raveled position, a BlackJAX ``Metric``, or a
+    :class:`~robust_score.kernels.integrators.DenseMass`. A move to a non-finite position is
     rejected (the old position kept) and flagged divergent."""
 
     def kernel(

@@ -12,7 +12,6 @@ from NumPyro's Welford moments of the draws and their scores
 :func:`~numpyro.infer.util.initialize_model`.
 """
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -171,8 +170,9 @@ def score_langevin(
 
     def sample_kernel(state, model_args=(), model_kwargs=None, phase=None):
         """One move. ``phase``: ``None`` decides from ``state.i`` whether to adapt (and
-        whether a window ends); ``"sample"``, ``"warmup"`` or ``"window_end"`` fix it, for a
-        caller that decides once for a batch of chains (which move in step)."""
+        whether a window ends); ``"sample"``, ``"warmup"`` or ``"window_end"`` fix it, and so
+        does an integer array (0, 1, 2 in that order), for a caller that decides once for a
+        batch of chains (which move in step): only that phase's adaptation then runs."""
         rng_key, key_move = random.split(state.rng_key)
         step_size = state.adapt_state.step_size
         current = mala.MALAState(state.z, -state.potential_energy, state.score)
@@ -181,10 +181,9 @@ def score_langevin(
         new, info = move(key_move, current, logdensity, step_size, score_fn, mass)
         adapt_state = state.adapt_state
         adapts = (adapt_step_size or adapt_mass_matrix) if with_mass else adapt_step_size
-        if adapts and num_warmup > 0 and phase != "sample":
-            window_end = None if phase is None else phase == "window_end"
+        if adapts and num_warmup > 0 and not (isinstance(phase, str) and phase == "sample"):
 
-            def update():
+            def update(window_end=None):
                 return adapt_update(
                     state.i, info.acceptance_rate, new.position, new.score, adapt_state, window_end
                 )
@@ -192,8 +191,12 @@ def score_langevin(
             if phase is None:
                 # a few scalar flops for the step size; under vmap both branches run
                 adapt_state = jax.lax.cond(state.i < num_warmup, update, lambda: adapt_state)
+            elif isinstance(phase, str):
+                adapt_state = update(phase == "window_end")
             else:
-                adapt_state = update()
+                # the move above is compiled once; the switch picks the adaptation alone
+                branches = [lambda: adapt_state, lambda: update(False), lambda: update(True)]
+                adapt_state = jax.lax.switch(phase, branches)
         return _next_state(state, new, info, step_size, adapt_state, num_warmup, rng_key)
 
     return init_kernel, sample_kernel
@@ -371,14 +374,12 @@ def mass_update_steps(num_warmup: int) -> list[int]:
 def phase_switch(sample_kernel, num_warmup: int):
     """``sample_kernel`` for a batch of chains (``chain_method="vectorized"``): the chains
     share their iteration count, so whether to adapt and whether a window ends is decided
-    once, outside the batch, and each iteration runs only the work of its phase. Under
+    once, outside the batch, and each iteration runs only the adaptation of its phase. Under
     ``vmap`` a per-chain ``lax.cond`` runs both branches, which made every sampling step
-    pay for the window-end eigendecompositions (20x the wall time at d = 31)."""
-    phases = ("sample", "warmup", "window_end")
-    kernels = [
-        jax.vmap(functools.partial(sample_kernel, phase=phase), in_axes=(0, None, None))
-        for phase in phases
-    ]
+    pay for the window-end eigendecompositions (20x the wall time at d = 31). The phase is
+    an unbatched index into a ``lax.switch`` over the adaptation only, so the move (the
+    model's gradient) is compiled once, not once per phase."""
+    kernel = jax.vmap(sample_kernel, in_axes=(0, None, None, None))
     ends = (
         jnp.zeros(max(num_warmup, 1), bool)
         .at[jnp.asarray(mass_update_steps(num_warmup), int)]
@@ -389,7 +390,7 @@ def phase_switch(sample_kernel, num_warmup: int):
         i = state.i[0]
         at_end = ends[jnp.clip(i, 0, ends.size - 1)]
         index = jnp.where(i >= num_warmup, 0, jnp.where(at_end, 2, 1))
-        return jax.lax.switch(index, kernels, state, model_args, model_kwargs)
+        return kernel(state, model_args, model_kwargs, index)
 
     return sample
 
@@ -438,9 +439,9 @@ class ScoreLangevin(ScoreKernelBase):
     dimensions in all, diagonal above. Langevin moves are local, so an isotropic or diagonal
     step across correlated coordinates is held to the narrowest direction: on a logistic
     regression with collinear features (d = 31, 4 chains x (1000 + 2000) steps) MALA with the
-    default dense mass reached 52 ESS per 1000 gradients against NUTS's 22 and the identity's
-    1.8. A dense mass costs O(d²) per move and its estimate degrades with d (see
-    ``DENSE_MASS_MAX_DIM``), so above the threshold the diagonal is the default. Afterwards
+    default dense mass reached 65 ESS per 1000 gradients against NUTS's 23 and the identity's
+    1.7. A dense mass costs O(d²) per move and its estimate needs a longer warm-up as d grows
+    (see ``DENSE_MASS_MAX_DIM``), so above the threshold the diagonal is the default. Afterwards
     ``last_state.adapt_state`` holds the adapted ``step_size`` and ``inverse_mass_matrix``; both
     can also be collected as ``extra_fields=("adapt_state.step_size",
     "adapt_state.inverse_mass_matrix")``. With ``adapt_mass_matrix=False`` and no
