@@ -63,6 +63,8 @@ class RestartSetup(NamedTuple):
     center: np.ndarray  # their per-coordinate mean, (dim,)
     num_steps: int  # steps per restart chain
     max_points: int  # subsample size of the energy tests
+    spread: np.ndarray  # their per-coordinate sd (whitens starts and split offsets), (dim,)
+    baseline: float  # the largest split offset of the user's chains (inf: too short to split)
 
 
 def restart_sensitivity(
@@ -114,7 +116,18 @@ def restart_sensitivity(
     check_count(num_steps, "num_steps")
     rng_key, rng = numpy_rng(rng_key)
     user = second_half(draws)
-    setup = RestartSetup(runner.run, draws, user, pooled(user).mean(axis=0), num_steps, max_points)
+    center = pooled(user).mean(axis=0)
+    spread = _user_spread(user, center)
+    setup = RestartSetup(
+        runner.run,
+        draws,
+        user,
+        center,
+        num_steps,
+        max_points,
+        spread,
+        _baseline(user, center, spread),
+    )
     rng_key, starts = restart_starts(rng_key, rng, setup, scales, num_chains, reference)
     pulled_in = {}  # NumPyro: starts past the model's float range, moved in until finite
     for label, group in starts.items():
@@ -132,7 +145,7 @@ def restart_sensitivity(
 def restart_starts(rng_key, rng, setup: RestartSetup, scales, num_chains, reference):
     """``(rng_key, {label: (num_chains, dim) flat starts})``: one overdispersed group per
     scale, plus one of ``reference`` draws when given."""
-    spread = _user_spread(setup)
+    spread = setup.spread
     dim = setup.draws.dim
     starts = {}
     for factor in scales:
@@ -151,11 +164,20 @@ def restart_starts(rng_key, rng, setup: RestartSetup, scales, num_chains, refere
     return rng_key, starts
 
 
-def _user_spread(setup: RestartSetup) -> np.ndarray:
+def _user_spread(user: np.ndarray, center: np.ndarray) -> np.ndarray:
     """Per-coordinate sd of the user's kept draws; a chain that never moved has sd 0, so
     fall back to a scale that still overdisperses and whitens."""
-    spread = pooled(setup.user).std(axis=0)
-    return np.where(spread > 0, spread, np.maximum(1e-3, np.abs(setup.center).mean()))
+    spread = pooled(user).std(axis=0)
+    return np.where(spread > 0, spread, np.maximum(1e-3, np.abs(center).mean()))
+
+
+def _baseline(user: np.ndarray, center: np.ndarray, spread: np.ndarray) -> float:
+    """The largest split offset of the user's chains, what a restart chain's is compared
+    with; ``inf`` when the chains are too short to split."""
+    if user.shape[1] < 4:
+        return math.inf
+    user_offset, _ = split_offsets(user, center, spread)
+    return max(float(np.max(np.abs(user_offset))), 1e-300)
 
 
 def split_offsets(chains: np.ndarray, center: np.ndarray, spread: np.ndarray):
@@ -247,15 +269,13 @@ def _elsewhere_candidates(kept, kept_starts, setup: RestartSetup, label: str) ->
     chains and at least ``ELSEWHERE_MIN_OFFSET`` of the user's sd, reached by covering
     ``ELSEWHERE_MIN_MOVED`` of the start's distance (a chain stuck far out where it started
     is not evidence; reference draws start in the target, so theirs need not move)."""
-    if kept.shape[1] < 4 or setup.user.shape[1] < 4:
+    if kept.shape[1] < 4 or not math.isfinite(setup.baseline):
         return []
-    spread = _user_spread(setup)
-    user_offset, _ = split_offsets(setup.user, setup.center, spread)
-    offset, direction = split_offsets(kept, setup.center, spread)
+    baseline = setup.baseline
+    offset, direction = split_offsets(kept, setup.center, setup.spread)
     start_offsets = np.linalg.norm(kept_starts - setup.center, axis=-1)
     moved = np.linalg.norm(kept[:, -1] - kept_starts, axis=-1) / np.maximum(start_offsets, 1e-300)
     moved_enough = moved >= ELSEWHERE_MIN_MOVED if label != "reference draws" else True
-    baseline = max(float(np.max(np.abs(user_offset))), 1e-300)
     far = (offset > np.maximum(ELSEWHERE_FACTOR * baseline, ELSEWHERE_MIN_OFFSET)) & moved_enough
     return [
         _Candidate(label, kept[i, -1], direction[i], float(offset[i] / baseline))
@@ -270,9 +290,7 @@ def _settled(rng_key, setup: RestartSetup, candidates: list, group_size: int):
     Candidates run in batches of ``group_size`` chains, the shape the groups compiled."""
     if not candidates:
         return []
-    spread = _user_spread(setup)
-    user_offset, _ = split_offsets(setup.user, setup.center, spread)
-    baseline = max(float(np.max(np.abs(user_offset))), 1e-300)
+    baseline = setup.baseline
     thin = max(1, setup.num_steps // _DRAWS_PER_RESTART)
     settled = []
     for first in range(0, len(candidates), group_size):
@@ -285,7 +303,7 @@ def _settled(rng_key, setup: RestartSetup, candidates: list, group_size: int):
         directions = np.stack([c.direction for c in batch])
         finite = np.isfinite(later).all(axis=(1, 2))
         offsets = _offsets_along(np.where(finite[:, None, None], later, 0.0), setup.center,
-                                 spread, directions) / baseline  # fmt: skip
+                                 setup.spread, directions) / baseline  # fmt: skip
         for candidate, offset, ok in zip(batch, offsets, finite, strict=True):
             stays = offset >= (1 - ELSEWHERE_MAX_DRIFT) * candidate.offset
             beyond = offset * baseline > ELSEWHERE_MIN_OFFSET
@@ -381,7 +399,7 @@ def restart_verdict(groups: dict, chains: list, rng, setup: RestartSetup) -> Che
     elsewhere = sum(g.get("chains_elsewhere", 0) for g in judged.values())
     details["chains_elsewhere"] = elsewhere
     settled_apart = elsewhere >= MIN_CHAINS_ELSEWHERE
-    apart = chains_apart(setup.user, setup.center, _user_spread(setup))
+    apart = chains_apart(setup.user, setup.center, setup.spread)
     details["user_chains_apart"] = apart
     held_apart = apart >= MIN_CHAINS_ELSEWHERE
     overridden = (all_far or settled_apart or held_apart) and status != "fail"
