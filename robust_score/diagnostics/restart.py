@@ -36,6 +36,7 @@ from robust_score.diagnostics.thresholds import (
     FAR_GROUP_MIN_MOVED,
     GROUP_AGREEMENT_FACTOR,
     MAX_GROUP_RHAT,
+    MIN_CHAINS_APART,
     MIN_CHAINS_ELSEWHERE,
     MIN_ESS,
     MIN_MOVED_FRACTION,
@@ -401,7 +402,7 @@ def restart_verdict(groups: dict, chains: list, rng, setup: RestartSetup) -> Che
     settled_apart = elsewhere >= MIN_CHAINS_ELSEWHERE
     apart = chains_apart(setup.user, setup.center, setup.spread)
     details["user_chains_apart"] = apart
-    held_apart = apart >= MIN_CHAINS_ELSEWHERE
+    held_apart = apart >= MIN_CHAINS_APART
     overridden = (all_far or settled_apart or held_apart) and status != "fail"
     if overridden:
         status = "fail"
@@ -419,11 +420,12 @@ def restart_verdict(groups: dict, chains: list, rng, setup: RestartSetup) -> Che
         if status == "warn" and "note" in group:
             explanation += f"; {group['note']}"
         if overridden and held_apart and not (settled_apart or all_far):
+            each = "mixes where it is but sits" if apart == 1 else "each mix where they are but sit"
             explanation = (
-                f"{apart} of your {len(setup.user)} chains each mix where they are but sit "
-                f"apart from the others, over {ELSEWHERE_FACTOR:g} of their own sd away, "
-                "and never cross: the draws' weights are set by where the chains started "
-                "(chains held in separate modes or wells, e.g. at training points"
+                f"{apart} of your {len(setup.user)} chains {each} apart from the others, over "
+                f"{ELSEWHERE_FACTOR:g} of their own sd away, and never cross: the draws' "
+                "weights are set by where the chains started (chains held in separate modes "
+                "or wells, e.g. at training points"
             )
         elif overridden and settled_apart and not all_far:
             explanation += (
