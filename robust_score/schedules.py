@@ -25,7 +25,7 @@ from robust_score._checks import (
 
 __all__ = ["SPACINGS", "Schedule", "vp", "ve", "cosine", "edm"]
 
-SPACINGS = ("uniform", "karras")
+SPACINGS = ("uniform", "karras", "logsnr")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class Schedule:
     t_min: float
 
     default_spacing = "uniform"
+    # alpha^2 + sigma^2 = 1 (VP, cosine); otherwise alpha = 1 (VE, EDM)
+    variance_preserving = True
 
     def __post_init__(self):
         check_interval(self.t_min, self.T, ("t_min", "T"), low_may_be_zero=True)
@@ -53,6 +55,18 @@ class Schedule:
 
     def alpha(self, t):
         return jnp.exp(self.log_alpha(t))
+
+    def noise_to_signal(self, t):
+        """``sigma(t) / alpha(t)``: the noise level of the scaled variable ``x_t / alpha(t)``
+        (EDM's sigma), and ``exp(-lambda)`` for the half log-SNR ``lambda = log(alpha /
+        sigma)`` of DPM-Solver."""
+        return self.sigma(t) / self.alpha(t)
+
+    def t_of_noise_to_signal(self, ratio):
+        """Inverse of :meth:`noise_to_signal`, through :meth:`t_of_sigma`."""
+        if self.variance_preserving:  # sigma^2 = r^2 alpha^2 = r^2 (1 - sigma^2)
+            return self.t_of_sigma(ratio / jnp.sqrt(1.0 + ratio**2))
+        return self.t_of_sigma(ratio)
 
     def drift_coefficient(self, t):
         """``f(t) = d log alpha / dt``: the forward SDE drift is ``f(t) x``."""
@@ -74,8 +88,9 @@ class Schedule:
     def time_grid(self, num_steps: int, *, t_start: float | None = None, spacing=None):
         """Decreasing times ``t_start = t_0 > t_1 > ... > t_num_steps = t_min``.
 
-        ``spacing="uniform"`` is uniform in ``t``; ``"karras"`` is uniform in
-        ``sigma^(1/7)`` (EDM's rule, denser at low noise).
+        ``spacing="uniform"`` is uniform in ``t``; ``"karras"`` is uniform in ``(sigma /
+        alpha)^(1/7)`` (EDM's rule on its noise level, denser at low noise); ``"logsnr"`` is
+        uniform in the half log-SNR ``log(alpha / sigma)`` (DPM-Solver's rule for few steps).
         """
         check_count(num_steps, "num_steps")
         t_start = self.T if t_start is None else t_start
@@ -85,11 +100,16 @@ class Schedule:
         dtype = default_float_dtype()
         if spacing == "uniform":
             return jnp.linspace(t_start, self.t_min, num_steps + 1, dtype=dtype)
-        rho = 7.0  # karras
-        s_max = self.sigma(jnp.asarray(t_start, dtype)) ** (1 / rho)
-        s_min = self.sigma(jnp.asarray(self.t_min, dtype)) ** (1 / rho)
-        sigmas = jnp.linspace(s_max, s_min, num_steps + 1, dtype=dtype) ** rho
-        times = self.t_of_sigma(sigmas)
+        ends = jnp.asarray([t_start, self.t_min], dtype)
+        if spacing == "logsnr":
+            log_ratio = jnp.log(self.noise_to_signal(ends))
+            ratios = jnp.exp(jnp.linspace(log_ratio[0], log_ratio[1], num_steps + 1, dtype=dtype))
+            times = self.t_of_noise_to_signal(ratios)
+        else:  # karras, on EDM's noise level sigma / alpha (sigma itself when alpha = 1)
+            rho = 7.0
+            r_max, r_min = self.noise_to_signal(ends) ** (1 / rho)
+            ratios = jnp.linspace(r_max, r_min, num_steps + 1, dtype=dtype) ** rho
+            times = self.t_of_noise_to_signal(ratios)
         # pin the ends exactly: the inverse is only accurate to rounding.
         return times.at[0].set(t_start).at[-1].set(self.t_min)
 
@@ -126,6 +146,8 @@ class VPSchedule(Schedule):
 @dataclass(frozen=True)
 class VESchedule(Schedule):
     """Variance exploding: ``alpha = 1``, ``sigma(t) = sigma_min (sigma_max/sigma_min)^t``."""
+
+    variance_preserving = False
 
     sigma_min: float = 0.01
     sigma_max: float = 50.0
@@ -178,6 +200,7 @@ class EDMSchedule(Schedule):
     """Karras et al. (2022): ``alpha = 1``, ``sigma(t) = t``, Karras time spacing by default."""
 
     default_spacing = "karras"
+    variance_preserving = False
 
     def log_alpha(self, t):
         return jnp.zeros_like(jnp.asarray(t, dtype=default_float_dtype()))

@@ -511,12 +511,13 @@ def _exact_time_score(schedule):
     return time_score
 
 
-def test_score_diffusion_with_the_exact_score_recovers_the_posterior():
+@pytest.mark.parametrize(("method", "num_steps"), [("ode", 30), ("dpmpp_2m", 10)])
+def test_score_diffusion_with_the_exact_score_recovers_the_posterior(method, num_steps):
     schedule = rs.schedules.vp()
     kernel = rs.numpyro.ScoreDiffusion(
         _diffusion_model,
         time_score_fn=_exact_time_score(schedule),
-        settings=rs.ReverseDiffusion(schedule, 30, "ode"),
+        settings=rs.ReverseDiffusion(schedule, num_steps, method),
     )
     mcmc = MCMC(
         kernel,

@@ -95,9 +95,19 @@ class AnnealingPath:
         raise NotImplementedError
 
     def moves(self, score: Callable, levels: Levels) -> tuple[Callable, tuple]:
-        """The sampler's move ``move(key, x, *inputs) -> x`` and its inputs, arrays with one
-        leading entry per move (the path is one ``lax.scan`` over them)."""
+        """The sampler's move ``move(key, carry, *inputs) -> carry`` and its inputs, arrays
+        with one leading entry per move (the path is one ``lax.scan`` over them). The carry
+        is the flat position unless :meth:`start_carry` says otherwise."""
         raise NotImplementedError
+
+    def start_carry(self, x):
+        """What the moves carry along the path, from the starting point ``x``: ``x`` itself;
+        a multistep method adds what it remembers of earlier steps."""
+        return x
+
+    def carry_position(self, carry):
+        """The position in a carry of :meth:`start_carry`'s form."""
+        return carry
 
     def sampling_algorithm(self, time_score_fn: Callable) -> SamplingAlgorithm:
         """The sampler with these settings as a ``blackjax.SamplingAlgorithm``."""
@@ -211,11 +221,12 @@ def build_kernel():
         x = starting_point(key_start, flat, settings.schedule, settings.t_start)
         keys = jax.random.split(key_path, len(jax.tree.leaves(move_inputs)[0]))
 
-        def one_move(x, inputs):
+        def one_move(carry, inputs):
             key, inputs = inputs
-            return move(key, x, *inputs), None
+            return move(key, carry, *inputs), None
 
-        x, _ = jax.lax.scan(one_move, x, (keys, move_inputs))
+        carry, _ = jax.lax.scan(one_move, settings.start_carry(x), (keys, move_inputs))
+        x = settings.carry_position(carry)
         end = settings.end_level(levels)
         if end is not None:
             x = tweedie_denoise(x, score(x, end.t), end)
