@@ -1,6 +1,7 @@
 """Sample quality per score evaluation (NFE) of ``rs.sample_batch`` with the reverse SDE, the
-Heun PF-ODE and predictor-corrector under ``vp()`` with exact noised scores: sliced W2 and
-energy distance to exact draws, beside their values between two exact samples (the floor).
+Heun PF-ODE, predictor-corrector, DPM-Solver++(2M) and EDM's stochastic sampler under
+``vp()`` with exact noised scores: sliced W2 and energy distance to exact draws, beside their
+values between two exact samples (the floor).
 
 Run: .venv/bin/python benchmarks/nfe.py [--quick] [--out nfe.json]
 """
@@ -14,13 +15,24 @@ from timing import compare, log, script
 import robust_score as rs
 
 SCHEDULE = rs.schedules.vp()
-NFE_GRID = (10, 20, 50, 200, 1000)
+NFE_GRID = (5, 10, 20, 50, 200, 1000)
 NUM_SAMPLES, NUM_ENERGY, NUM_DIRECTIONS, FLOOR_SEEDS = 8192, 2000, 256, 5
 MOVES = {  # method: moves within `nfe` score evaluations, the Tweedie step included
     "sde": lambda nfe: nfe - 1,
     "ode": lambda nfe: (nfe - 1) // 2,  # Heun: two evaluations per move
     "pc": lambda nfe: (nfe - 1) // 2,  # one predictor and one corrector evaluation per move
+    "dpmpp_2m": lambda nfe: nfe - 1,  # one evaluation per move, on its log-SNR grid
+    "edm": lambda nfe: (nfe - 1) // 2,  # EDM's Heun on the Karras grid, no churn
+    "edm_churn": lambda nfe: (nfe - 1) // 2,  # the same with churn
 }
+# EDM's churn raises the noise level by gamma = s_churn / num_steps per step: a fixed 10 %
+EDM_GAMMA = 0.1
+
+
+def settings_for(method, moves):
+    if method == "edm_churn":
+        return rs.ReverseDiffusion(SCHEDULE, moves, "edm", s_churn=EDM_GAMMA * moves)
+    return rs.ReverseDiffusion(SCHEDULE, moves, method)
 
 
 def unbalanced_pair():
@@ -37,7 +49,26 @@ def ring():
     return np.arange(1, 9) / 36.0, means, np.full(8, 0.04)
 
 
-TARGETS = {"pair": unbalanced_pair(), "ring": ring()}
+def narrow_ring():
+    """The ring with narrow modes: std 0.05, weights 1/36, ..., 8/36."""
+    weights, means, _ = ring()
+    return weights, means, np.full(8, 0.05**2)
+
+
+def anisotropic_16():
+    """Three components in d = 16, weights 0.5 / 0.3 / 0.2, means N(0, 9 I) (seed 0), each
+    with the same diagonal covariance, standard deviations log-spaced from 0.1 to 2."""
+    means = 3.0 * np.random.default_rng(0).standard_normal((3, 16))
+    variances = np.tile(np.geomspace(0.1, 2.0, 16) ** 2, (3, 1))
+    return np.array([0.5, 0.3, 0.2]), means, variances
+
+
+TARGETS = {
+    "pair": unbalanced_pair(),
+    "ring": ring(),
+    "narrow_ring": narrow_ring(),
+    "anisotropic_16": anisotropic_16(),
+}
 
 
 def exact_draws(mixture, seed):
@@ -45,7 +76,8 @@ def exact_draws(mixture, seed):
     rng = np.random.default_rng(seed)
     component = rng.choice(len(weights), size=NUM_SAMPLES, p=weights / weights.sum())
     noise = rng.standard_normal((NUM_SAMPLES, means.shape[1]))
-    return means[component] + np.sqrt(variances[component])[:, None] * noise
+    scale = np.sqrt(variances[component])
+    return means[component] + (scale[:, None] if scale.ndim == 1 else scale) * noise
 
 
 def metrics(x, y, theta, seed):
@@ -84,7 +116,9 @@ def main(quick=False):
         for method, moves_for in MOVES.items():
             for budget in grid:
                 moves = moves_for(budget)
-                settings = rs.ReverseDiffusion(SCHEDULE, moves, method)
+                if moves < 1:
+                    continue
+                settings = settings_for(method, moves)
                 key = jax.random.key(budget)
 
                 def draw(settings=settings, key=key, score=score, dim=dim):

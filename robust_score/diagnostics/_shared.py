@@ -23,7 +23,8 @@ from robust_score.diagnostics.statistics import (
 )
 from robust_score.diagnostics.thresholds import (
     DECISIVE_ENERGY,
-    DECISIVE_KS,
+    DECISIVE_MODE_KS,
+    DECISIVE_RADIAL_KS,
     ENERGY_FAIL,
     ENERGY_WARN,
     KS_FAIL,
@@ -127,8 +128,8 @@ def run_quietly(sampler, rng_key, positions, num_steps: int, thin: int = 1):
 # 1/201), the KS distances' p-values are exact enough to be corrected for the number of tests
 _STATISTICS = (
     ("joint", "energy coefficient", ENERGY_FAIL, ENERGY_WARN, DECISIVE_ENERGY),
-    ("radial", "radial KS distance", KS_FAIL, KS_WARN, DECISIVE_KS),
-    ("mode mass", "mode-mass KS distance", KS_FAIL, KS_WARN, DECISIVE_KS),
+    ("radial", "radial KS distance", KS_FAIL, KS_WARN, DECISIVE_RADIAL_KS),
+    ("mode mass", "mode-mass KS distance", KS_FAIL, KS_WARN, DECISIVE_MODE_KS),
 )
 _SEVERITY = {"ok": 0, "warn": 1, "fail": 2}
 
