@@ -101,15 +101,13 @@ def test_every_method_recovers_mode_weights_and_moments(target, sampler):
         assert evals <= 40  # Heun: 2 per step x 18 steps + 1 Tweedie
 
 
-@pytest.mark.parametrize(
-    ("method", "schedule"),
-    [("dpmpp_2m", VP), ("dpmpp_2m", rs.schedules.edm()), ("edm", VP), ("edm", VE)],
-    ids=["dpmpp_2m-vp", "dpmpp_2m-edm", "edm-vp", "edm-ve"],
-)
-def test_few_step_solvers_converge_at_second_order(method, schedule):
+@pytest.mark.parametrize("method", ["dpmpp_2m", "edm"])
+def test_few_step_solvers_converge_at_second_order(method):
     # the same prior draws pushed through 32 and 64 steps, against 1024: a second-order
     # solver's error falls about 4-fold per halving (measured 3.8-4.3), a first-order one's
-    # about 2-fold (DPM-Solver++ with its second-order term dropped: 1.6)
+    # about 2-fold (DPM-Solver++ with its second-order term dropped: 1.6). Under vp, so EDM's
+    # sampler works on the scaled variable x / alpha (measured alike under edm and ve).
+    schedule = VP
     weights, means, variances = TARGETS["unbalanced_d8"]
     score = rs.scores.gaussian_mixture(weights, means, variances, schedule=schedule)
 
