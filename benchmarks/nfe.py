@@ -63,8 +63,14 @@ def anisotropic_16():
     return np.array([0.5, 0.3, 0.2]), means, variances
 
 
+# a DSM-learned time score of the pair, trained on this many exact draws: every method then
+# carries the network's error too, against exact draws of the pair
+LEARNED = {"pair_learned": "pair"}
+TRAIN_DRAWS, TRAIN_STEPS, TRAIN_HIDDEN = 4096, 4000, (128, 128)
+
 TARGETS = {
     "pair": unbalanced_pair(),
+    "pair_learned": unbalanced_pair(),
     "ring": ring(),
     "narrow_ring": narrow_ring(),
     "anisotropic_16": anisotropic_16(),
@@ -97,7 +103,17 @@ def main(quick=False):
     for target, mixture in TARGETS.items():
         weights, means, variances = mixture
         dim = means.shape[1]
-        score = rs.scores.gaussian_mixture(weights, means, variances, schedule=SCHEDULE)
+        if target in LEARNED:
+            trained = rs.learn.train_dsm(
+                exact_draws(mixture, 3)[:TRAIN_DRAWS],
+                SCHEDULE,
+                rng_key=jax.random.key(4),
+                num_steps=TRAIN_STEPS,
+                hidden=TRAIN_HIDDEN,
+            )
+            score = trained.time_score_fn
+        else:
+            score = rs.scores.gaussian_mixture(weights, means, variances, schedule=SCHEDULE)
         theta = np.random.default_rng(0).standard_normal((NUM_DIRECTIONS, dim))
         theta /= np.linalg.norm(theta, axis=1, keepdims=True)
         reference = exact_draws(mixture, 7)
