@@ -420,10 +420,14 @@ def restart_verdict(groups: dict, chains: list, rng, setup: RestartSetup) -> Che
         if status == "warn" and "note" in group:
             explanation += f"; {group['note']}"
         if overridden and held_apart and not (settled_apart or all_far):
-            each = "mixes where it is but sits" if apart == 1 else "each mix where they are but sit"
+            mix, own, cross = (
+                ("mixes where it is but sits", "its", "crosses")
+                if apart == 1
+                else ("each mix where they are but sit", "their", "cross")
+            )
             explanation = (
-                f"{apart} of your {len(setup.user)} chains {each} apart from the others, over "
-                f"{ELSEWHERE_FACTOR:g} of their own sd away, and never cross: the draws' "
+                f"{apart} of your {len(setup.user)} chains {mix} apart from the others, over "
+                f"{ELSEWHERE_FACTOR:g} of {own} own sd away, and never {cross}: the draws' "
                 "weights are set by where the chains started (chains held in separate modes "
                 "or wells, e.g. at training points"
             )
