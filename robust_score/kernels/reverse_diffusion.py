@@ -153,7 +153,12 @@ class ReverseDiffusion(AnnealingPath):
         elif self.method == "dpmpp_2m":
             return partial(_dpmpp_2m_move, score), (now, nxt, *_dpmpp_2m_weights(levels))
         elif self.method == "edm":
-            churned = _churned_levels(self.schedule, levels, self.s_churn, self.s_tmin, self.s_tmax)
+            # without churn every move starts at its own grid level: nothing to raise
+            churned = (
+                now
+                if self.s_churn == 0
+                else _churned_levels(self.schedule, levels, self.s_churn, self.s_tmin, self.s_tmax)
+            )
             return partial(_edm_move, score, self.s_noise), (now, churned, nxt)
         else:
             move = partial(
