@@ -8,7 +8,8 @@
 This is the independence kernel of :func:`robust_score.reverse_diffusion` (or of
 :func:`robust_score.annealed_langevin`) stepped once per sample under ``vmap``: the same step
 function, not a second integrator. Calls with the same ``time_score_fn`` object, settings and
-shapes reuse one compiled program.
+shapes reuse one compiled program. With ``devices``, the draws are split over devices, of one
+process or, under ``jax.distributed``, of several.
 """
 
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 
 from robust_score._checks import check_count, check_event_shape, check_float_dtype
 from robust_score.kernels._annealing import AnnealingPath
+from robust_score.run import _as_mesh, _check_gather, _constrain, _gather_to_host, _spans_processes
 
 __all__ = ["sample_batch"]
 
@@ -32,6 +34,8 @@ def sample_batch(
     *,
     dtype=None,
     return_info: bool = False,
+    devices=None,
+    gather: bool = True,
 ):
     """``num_samples`` independent draws shaped ``(num_samples, *event_shape)``.
 
@@ -40,6 +44,12 @@ def sample_batch(
     normally ``T``: from fresh noise). ``dtype`` defaults to JAX's default float. With
     ``return_info=True`` also returns the per-sample ``Info`` (``is_divergent``,
     ``num_score_evals``).
+
+    ``devices`` (``None``, a sequence of devices or a one-axis ``jax.sharding.Mesh``) splits
+    the draws over devices, ``num_samples`` a multiple of their number; draw ``i`` is the same
+    wherever it runs. Under ``jax.distributed`` they may span processes, every process making
+    the same call: ``gather=True`` returns every draw on every process, ``gather=False`` the
+    global array as computed (each process reads its own draws from ``.addressable_shards``).
     """
     if not isinstance(settings, AnnealingPath):
         raise TypeError(
@@ -49,15 +59,19 @@ def sample_batch(
     check_count(num_samples, "num_samples")
     event_shape = check_event_shape(event_shape)
     dtype = check_float_dtype(dtype)
+    _check_gather(gather)
+    mesh = _as_mesh(devices, num_samples, counted="`num_samples`")
     try:
         hash(time_score_fn)
         algorithm = _algorithm(time_score_fn, settings)
         sampler = _sample_batch
     except TypeError:  # an unhashable score still runs, compiled afresh per call
         algorithm = settings.sampling_algorithm(time_score_fn)
-        sampler = jax.jit(_sample_batch.__wrapped__, static_argnums=(0, 1))
+        sampler = jax.jit(_sample_batch.__wrapped__, static_argnums=(0, 1, 2))
     state = algorithm.init(jnp.zeros(event_shape, dtype))  # checks the score's signature
-    samples, info = sampler(algorithm, num_samples, rng_key, state)
+    samples, info = sampler(algorithm, num_samples, mesh, rng_key, state)
+    if gather and _spans_processes(samples):
+        samples, info = jax.tree.map(jnp.asarray, _gather_to_host((samples, info)))
     return (samples, info) if return_info else samples
 
 
@@ -67,8 +81,9 @@ def _algorithm(time_score_fn, settings):
     return settings.sampling_algorithm(time_score_fn)
 
 
-@partial(jax.jit, static_argnums=(0, 1))
-def _sample_batch(algorithm, num_samples, rng_key, state):
-    keys = jax.random.split(rng_key, num_samples)
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _sample_batch(algorithm, num_samples, mesh, rng_key, state):
+    # split whole, then laid out over `mesh`: draw i's key does not depend on the mesh
+    keys = _constrain(jax.random.split(rng_key, num_samples), mesh)
     new_states, info = jax.vmap(algorithm.step, in_axes=(0, None))(keys, state)
-    return new_states.position, info
+    return _constrain((new_states.position, info), mesh)

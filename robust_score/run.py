@@ -9,6 +9,7 @@ import arviz_base
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.tree_util import DictKey, GetAttrKey, SequenceKey
 
@@ -52,6 +53,7 @@ def run(
     thin: int = 1,
     progress_bar: bool = False,
     devices=None,
+    gather: bool = True,
     return_state: bool = False,
     var_names=None,
     dims=None,
@@ -85,7 +87,15 @@ def run(
     devices
         ``None`` (the default device), a sequence of devices, or a ``jax.sharding.Mesh`` with
         one axis: chains are sharded over them (the number of chains must divide evenly).
-        Draws are the same as on one device, up to floating-point rounding.
+        Draws are the same as on one device, up to floating-point rounding. Under
+        ``jax.distributed`` the devices may span processes (``devices=jax.devices()``):
+        every process makes the same call with the same ``initial_positions``, and each
+        computes the chains on its own devices.
+    gather
+        With devices that span processes: ``True`` gathers every chain's draws to every
+        process (the tree is the same on each); ``False`` keeps each process's own chains
+        only, with their global ``chain`` coordinates, for runs too large to gather. In one
+        process, every chain is local and ``gather`` changes nothing.
     return_state
         Also return the final :class:`RunState`, to continue the run later.
     var_names
@@ -109,13 +119,15 @@ def run(
     every scalar ``Info`` field (``is_divergent`` under ArviZ's name ``diverging``; boolean
     fields are OR-ed and numeric ones averaged over each thinning block). Divergent draws
     also raise a :class:`DivergenceWarning` naming how many. With ``return_state=True``, a
-    ``(tree, RunState)`` pair.
+    ``(tree, RunState)`` pair; over processes, each process's :class:`RunState` holds its own
+    chains' states (pass it back with the same ``devices``).
 
     Calls with the same algorithm object, shapes and settings reuse one compiled program.
     """
     resumed = isinstance(initial_positions, RunState)
     template = initial_positions.states.position if resumed else initial_positions
     var_names = check_labels(var_names, None, None, {}, len(jax.tree.leaves(template)))
+    _check_gather(gather)  # sample_chains below is asked not to gather: checked here
     positions, stats, final = sample_chains(
         algorithm,
         rng_key,
@@ -125,11 +137,12 @@ def run(
         thin=thin,
         progress_bar=progress_bar,
         devices=devices,
+        gather=False,  # gathered below straight to host memory, not to a device first
     )
-    num_chains = jax.tree.leaves(positions)[0].shape[0]
+    chains, (positions, stats) = _chains_on_host((positions, stats), gather)
     first_draw = initial_positions.num_draws if resumed else 0
     labels = {"var_names": var_names, "dims": dims, "coords": coords, "first_draw": first_draw}
-    tree = _to_datatree(positions, stats, num_chains, num_warmup=num_warmup, thin=thin, **labels)
+    tree = _to_datatree(positions, stats, chains, num_warmup=num_warmup, thin=thin, **labels)
     return (tree, final) if return_state else tree
 
 
@@ -143,10 +156,16 @@ def sample_chains(
     thin: int = 1,
     progress_bar: bool = False,
     devices=None,
+    gather: bool = True,
 ):
     """:func:`run` without the DataTree: returns ``(positions, stats, run_state)``, the first
     two as JAX arrays shaped ``(chain, draw, ...)`` (``stats`` a dict of the reduced scalar
-    ``Info`` fields). For code (diagnostics, benchmarks) that consumes the draws itself."""
+    ``Info`` fields). For code (diagnostics, benchmarks) that consumes the draws itself.
+
+    With ``devices`` that span processes, ``gather=True`` returns every chain on every
+    process (on its default device); ``gather=False`` returns the global arrays as computed,
+    each process reading its own chains from ``.addressable_shards`` (a shard's ``.index``
+    gives its chains)."""
     check_sampling_algorithm(algorithm)
     check_count(num_steps, "num_steps")
     check_count(thin, "thin")
@@ -154,10 +173,16 @@ def sample_chains(
     if thin > num_steps:
         raise ValueError(f"`thin` ({thin}) must not exceed `num_steps` ({num_steps}).")
     rng_key = check_key(rng_key)
+    _check_gather(gather)
     if isinstance(initial_positions, RunState):
         num_chains = check_chain_axis(initial_positions.states, "initial_positions")
         check_count(initial_positions.step, "RunState.step", minimum=0)
         check_count(initial_positions.num_draws, "RunState.num_draws", minimum=0)
+        if devices is None and _spans_processes(initial_positions.states):
+            raise ValueError(
+                "`initial_positions` is a RunState whose chains span processes: pass the "
+                "`devices` it ran on."
+            )
     else:
         check_position_dtype(initial_positions, "initial_positions")
         check_finite_tree(initial_positions, "initial_positions")
@@ -176,6 +201,8 @@ def sample_chains(
     if isinstance(initial_positions, RunState):
         states, start = initial_positions.states, initial_positions.step
         kept_before = initial_positions.num_draws
+        if mesh is not None:  # a no-op for states already laid out over `devices`
+            states = jax.device_put(states, _chain_sharding(mesh))
     else:
         if mesh is not None:
             initial_positions = jax.device_put(initial_positions, _chain_sharding(mesh))
@@ -188,6 +215,8 @@ def sample_chains(
     with _ProgressBar(progress_bar, num_warmup + num_draws * thin, num_warmup):
         states, positions, stats = sampler(rng_key, states, jnp.asarray(start, jnp.int32))
     final = RunState(states, start + num_warmup + num_draws * thin, kept_before + num_draws)
+    if gather and _spans_processes(positions):
+        positions, stats = jax.tree.map(jnp.asarray, _gather_to_host((positions, stats)))
     return positions, stats, final
 
 
@@ -269,7 +298,9 @@ def _constrain(tree, mesh):
     return jax.lax.with_sharding_constraint(tree, _chain_sharding(mesh))
 
 
-def _as_mesh(devices, num_chains):
+def _as_mesh(devices, num_chains, counted="the number of chains"):
+    """The one-axis mesh that ``devices`` names (``None`` for none); ``num_chains``, described
+    as ``counted`` in errors, must split evenly over it."""
     if devices is None:
         return None
     if isinstance(devices, Mesh):
@@ -285,10 +316,55 @@ def _as_mesh(devices, num_chains):
         mesh = Mesh(np.array(devices), ("chain",))
     if num_chains % mesh.size:
         raise ValueError(
-            f"the number of chains ({num_chains}) must be a multiple of the number of "
-            f"devices ({mesh.size}) to shard chains over `devices`."
+            f"{counted} ({num_chains}) must be a multiple of the number of "
+            f"devices ({mesh.size}) to shard them over `devices`."
         )
     return mesh
+
+
+def _check_gather(gather):
+    if not isinstance(gather, bool):
+        raise TypeError(f"`gather` must be True or False, got {gather!r}.")
+
+
+def _spans_processes(tree) -> bool:
+    """Whether some leaf has shards on devices of other processes (not fetchable here)."""
+    return any(
+        isinstance(leaf, jax.Array) and not leaf.is_fully_addressable
+        for leaf in jax.tree.leaves(tree)
+    )
+
+
+def _gather_to_host(tree):
+    """Every leaf whole, as a NumPy array, on every process. Call on every process at once
+    (a collective when the leaves span processes)."""
+
+    def gather(leaf):
+        # process_allgather would concatenate a process-local array with its copies on the
+        # other processes: only the leaves that span processes go through it
+        if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
+            return np.asarray(leaf)
+        return multihost_utils.process_allgather(leaf, tiled=True)
+
+    return jax.tree.map(gather, tree)
+
+
+def _chains_on_host(tree, gather):
+    """``(chains, tree)`` in host memory, every leaf shaped ``(chain, ...)``: all chains
+    (``chains`` is ``None``: numbered from 0), or with ``gather=False`` this process's own
+    chains, ``chains`` their global indices."""
+    if gather or not _spans_processes(tree):
+        return None, _gather_to_host(tree)
+
+    def by_chain(leaf):
+        return sorted(leaf.addressable_shards, key=lambda shard: shard.index[0].start)
+
+    first = by_chain(jax.tree.leaves(tree)[0])
+    chains = np.concatenate([np.arange(s.index[0].start, s.index[0].stop) for s in first])
+    local = jax.tree.map(
+        lambda leaf: np.concatenate([np.asarray(shard.data) for shard in by_chain(leaf)]), tree
+    )
+    return chains, local
 
 
 def _reduce_block(infos):
@@ -308,14 +384,17 @@ def _reduce_block(infos):
 
 
 def _to_datatree(
-    positions, stats, num_chains, *, num_warmup, thin, var_names, dims, coords, first_draw
+    positions, stats, chains, *, num_warmup, thin, var_names, dims, coords, first_draw
 ):
+    """``chains``: the chains' global indices (``None``: all chains, numbered from 0)."""
     leaves = jax.tree.leaves(positions)
     names = var_names if var_names is not None else _variable_names(positions)
     posterior = {name: np.asarray(leaf) for name, leaf in zip(names, leaves, strict=True)}
     check_labels(None, dims, coords, {n: a.shape[2:] for n, a in posterior.items()}, len(names))
-    num_draws = leaves[0].shape[1]
+    num_chains, num_draws = leaves[0].shape[:2]
     coords = {**(coords or {}), "draw": np.arange(first_draw, first_draw + num_draws)}
+    if chains is not None:
+        coords["chain"] = chains
     sample_stats = {}
     for name, value in stats.items():
         sample_stats["diverging" if name == "is_divergent" else name] = np.asarray(value)
@@ -323,10 +402,10 @@ def _to_datatree(
         diverging = sample_stats["diverging"]
         count = int(diverging.sum())
         if count:
-            chains = int(diverging.any(axis=1).sum())
+            divergent_chains = int(diverging.any(axis=1).sum())
             warnings.warn(
-                f"{count} of {diverging.size} draws ({chains} of {num_chains} chains) were "
-                "flagged divergent (non-finite position or score): see "
+                f"{count} of {diverging.size} draws ({divergent_chains} of {num_chains} "
+                "chains) were flagged divergent (non-finite position or score): see "
                 "sample_stats['diverging']; reduce the step size or check the score.",
                 DivergenceWarning,
                 stacklevel=3,
