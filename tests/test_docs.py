@@ -390,6 +390,11 @@ def _outputs(notebook) -> str:
 
 # what each notebook's page shows (asserted on the executed notebook)
 NOTEBOOK_OUTPUTS = {
+    "bring_your_network.md": [
+        "Flax NNX ε-net, dpmpp_2m, 11 score evaluations per draw",
+        "Equinox denoiser, dpmpp_2m, 11 score evaluations per draw",
+        "image/png",
+    ],
     "trap_diagnostics.md": ["trap report: FAIL", "trap report: OK", "image/png"],
     "reproduction.md": ["TRAPPED at", "MEMORIZED", "image/png"],
     # the learned score does not memorize at this size; the Thm 7 wells added on top of it hold
