@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import xarray as xr
 
-from robust_score.diagnostics._data import as_datatree, posterior_draws
+from robust_score.diagnostics._data import as_datatree, is_numpyro_mcmc, posterior_draws
 from robust_score.diagnostics.annealed import annealed_cross_check
 from robust_score.diagnostics.memorization import memorization_report
 from robust_score.diagnostics.reference import reference_comparison
@@ -17,6 +17,7 @@ from robust_score.diagnostics.restart import restart_sensitivity
 from robust_score.diagnostics.result import CheckResult, worst_status
 from robust_score.diagnostics.score_error import score_error_along_chain
 from robust_score.diagnostics.step_size import step_size_sensitivity
+from robust_score.scores.adapters import ScoreAtTime
 
 __all__ = ["TrapReport", "trap_report"]
 
@@ -131,6 +132,7 @@ def trap_report(
     score_fn=None,
     time_score_fn=None,
     schedule=None,
+    score_time=None,
     logdensity_fn=None,
     reference=None,
     train_data=None,
@@ -157,9 +159,17 @@ def trap_report(
       an ``MCMC`` it defaults to the run's own kernel, re-run with the run's model arguments
       (or ``model_args``/``model_kwargs``);
     - ``reference``: draws of the target, compared directly and used as restart starts;
-    - ``time_score_fn`` + ``schedule``: cross-check against reverse diffusion;
+    - ``time_score_fn`` + ``schedule``: cross-check against reverse diffusion, at the noise
+      level of the score the chains ran with: ``score_time``, else the level that the score
+      carries when it is a :class:`robust_score.scores.ScoreAtTime` (``trained.score_fn``,
+      ``rs.scores.at_time(...)``) given as ``score_fn`` or inside a NumPyro
+      ``ScoreLangevin``; else the data (``t -> 0``). A ``ScoreAtTime`` as ``score_fn`` also
+      supplies ``time_score_fn`` and ``schedule`` when they are not given;
     - ``score_fn`` + trusted ``logdensity_fn``: score error along the chain and KSD;
-    - ``train_data`` (+ ``holdout``, ``starts``): memorization;
+    - ``train_data`` (+ ``holdout``, ``starts``): memorization, which names what holds the
+      draws there: the training starts (when every chain started at a training point, it
+      runs ``sampler`` again from ``holdout`` rows, or from reverse-diffusion draws of
+      ``time_score_fn``, to compare) or the score itself (fresh starts end there too);
     - ``step_size`` + ``sampler_at`` (``h -> sampler at step h``, e.g.
       ``lambda h: rs.ula(score_fn, h)``): step-size sensitivity, which tells an unadjusted
       sampler's discretization bias from a trap. When it finds such a bias, a flagged
@@ -167,13 +177,17 @@ def trap_report(
 
     Checks whose inputs are missing are listed as skipped, with what they need; an input
     given without its partner (``time_score_fn`` without ``schedule``, ``score_fn`` without
-    ``logdensity_fn``, ``step_size`` without ``sampler_at``, ``holdout`` or ``starts``
-    without ``train_data``) raises.
+    ``logdensity_fn`` unless it is a ``ScoreAtTime``, ``step_size`` without ``sampler_at``,
+    ``holdout`` or ``starts`` without ``train_data``) raises.
     """
+    if isinstance(score_fn, ScoreAtTime):
+        time_score_fn = score_fn.time_score_fn if time_score_fn is None else time_score_fn
+        schedule = score_fn.schedule if schedule is None else schedule
+    score_time = _score_level(score_time, score_fn, sampler if sampler is not None else data)
     _check_pairs(
         time_score_fn=time_score_fn,
         schedule=schedule,
-        score_fn=score_fn,
+        score_fn=None if isinstance(score_fn, ScoreAtTime) and logdensity_fn is None else score_fn,
         logdensity_fn=logdensity_fn,
         step_size=step_size,
         sampler_at=sampler_at,
@@ -196,11 +210,23 @@ def trap_report(
             model_kwargs=model_kwargs,
         ),
         reference_comparison(tree, reference, rng_key=keys[1]),
-        annealed_cross_check(tree, time_score_fn, schedule, rng_key=keys[2]),
+        annealed_cross_check(tree, time_score_fn, schedule, score_time=score_time, rng_key=keys[2]),
         score_error_along_chain(
             tree, score_fn, logdensity_fn, reference=reference, rng_key=keys[3]
         ),
-        memorization_report(tree, train_data, holdout, starts, rng_key=keys[4]),
+        memorization_report(
+            data,
+            train_data,
+            holdout,
+            starts,
+            sampler=sampler if sampler is not None or not is_numpyro_mcmc(data) else data,
+            time_score_fn=time_score_fn,
+            schedule=schedule,
+            score_time=score_time,
+            model_args=model_args,
+            model_kwargs=model_kwargs,
+            rng_key=keys[4],
+        ),
         step_size_sensitivity(tree, sampler_at, step_size, rng_key=keys[5]),
     ]
     checks[2] = _note_step_size_bias(checks[2], checks[5])
@@ -218,6 +244,19 @@ _PAIRS = (
     ("holdout", "train_data"),
     ("starts", "train_data"),
 )
+
+
+def _score_level(score_time, score_fn, sampler) -> float | None:
+    """The time whose score the user's chains ran with: ``score_time`` when given, else the
+    one a :class:`ScoreAtTime` carries, as ``score_fn`` or as a NumPyro kernel's score
+    (``sampler`` may be the kernel or the ``MCMC`` that holds it)."""
+    if score_time is not None:
+        return score_time
+    kernel = getattr(sampler, "sampler", sampler)  # an MCMC's kernel
+    for candidate in (score_fn, getattr(kernel, "_score_fn", None)):
+        if isinstance(candidate, ScoreAtTime):
+            return candidate.time
+    return None
 
 
 def _check_pairs(**inputs) -> None:

@@ -239,21 +239,57 @@ def kernel_stein_discrepancy(points, scores) -> float:
     return float(_ksd_imq(points, scores))
 
 
-def nearest_distances(points, data, *, k: int = 2, exclude_self: bool = False, block=2048):
+def nearest_distances(
+    points, data, *, k: int = 2, exclude=None, return_indices: bool = False, block_bytes=2**26
+):
     """Distances from each row of ``points`` to its ``k`` nearest rows of ``data``, sorted
-    ascending, ``(n, k)``. ``exclude_self`` drops exact zero-distance self matches (for
-    leave-one-out within one set)."""
-    points, data = jnp.asarray(points), jnp.asarray(data)
-    data_norms = jnp.sum(data**2, axis=1)
+    ascending, ``(n, k)``, exact to float64 rounding of the differences whatever the inputs'
+    precision: a point's distance to its own copy in ``data`` is 0.
 
-    @jax.jit
-    def chunk(p):
-        squared = jnp.sum(p**2, 1)[:, None] - 2 * p @ data.T + data_norms[None, :]
-        squared = jnp.maximum(squared, 0.0)
-        if exclude_self:
-            squared = jnp.where(squared <= 1e-12 * (1 + data_norms[None, :]), jnp.inf, squared)
-        return jnp.sqrt(-jax.lax.top_k(-squared, k)[0])
-
-    return np.concatenate(
-        [np.asarray(chunk(points[i : i + block])) for i in range(0, len(points), block)]
-    )
+    ``exclude`` (one row index of ``data`` per point, or -1 for none) leaves that row out of
+    the point's neighbours: leave-one-out within one set is
+    ``nearest_distances(data[rows], data, exclude=rows)``. Self-matches are recognised by
+    index, never by a small distance, so a duplicate training point still counts as a
+    neighbour. ``return_indices=True`` also returns the neighbours' row indices.
+    """
+    points = np.asarray(points, np.float64)
+    data = np.asarray(data, np.float64)
+    if points.ndim != 2 or data.ndim != 2 or points.shape[1] != data.shape[1]:
+        raise ValueError(
+            "`points` and `data` must be (n, dim) and (m, dim) arrays of one dim, got shapes "
+            f"{points.shape} and {data.shape}."
+        )
+    if exclude is not None:
+        exclude = np.asarray(exclude)
+        if exclude.shape != (len(points),) or not np.issubdtype(exclude.dtype, np.integer):
+            raise ValueError(
+                f"`exclude` must be {len(points)} integer row indices of `data` (one per point, "
+                f"-1 for none), got {exclude.dtype} of shape {exclude.shape}."
+            )
+    available = len(data) - (exclude is not None)
+    if not 1 <= k <= available:
+        raise ValueError(f"`k` must be in 1..{available} (rows of `data` to choose from), got {k}.")
+    # candidates by the expansion |p|^2 - 2 p.x + |x|^2, which cancels; then each candidate's
+    # distance from its differences, which does not. A few spare candidates cover the ranks
+    # that rounding of the expansion (relative 1e-16 in float64) could swap.
+    if len(points) == 0:
+        return (np.zeros((0, k)), np.zeros((0, k), int)) if return_indices else np.zeros((0, k))
+    num_candidates = min(k + 4, available)
+    data_norms = np.einsum("ij,ij->i", data, data)
+    block = max(1, block_bytes // (8 * len(data)))
+    distances, indices = [], []
+    for start in range(0, len(points), block):
+        p = points[start : start + block]
+        squared = np.einsum("ij,ij->i", p, p)[:, None] - 2 * p @ data.T + data_norms[None, :]
+        if exclude is not None:
+            rows = np.nonzero(exclude[start : start + block] >= 0)[0]
+            squared[rows, exclude[start : start + block][rows]] = np.inf
+        candidates = np.argpartition(squared, num_candidates - 1, axis=1)[:, :num_candidates]
+        exact = np.linalg.norm(p[:, None, :] - data[candidates], axis=-1)
+        if exclude is not None:
+            exact[candidates == exclude[start : start + block, None]] = np.inf
+        order = np.argsort(exact, axis=1, kind="stable")[:, :k]
+        distances.append(np.take_along_axis(exact, order, axis=1))
+        indices.append(np.take_along_axis(candidates, order, axis=1))
+    distances, indices = np.concatenate(distances), np.concatenate(indices)
+    return (distances, indices) if return_indices else distances

@@ -37,6 +37,8 @@ __all__ = [
     "MEMO_DISTANCE_WARN",
     "MEMO_DRIFT_FAIL",
     "MEMO_DRIFT_WARN",
+    "MEMO_HELD_FAIL",
+    "MEMO_HELD_WARN",
 ]
 
 #: Energy coefficient ``E / (2 E|X - Y|)`` between the user's draws and another sample of the
@@ -149,6 +151,11 @@ MEMO_DISTANCE_WARN = 0.8
 MEMO_DRIFT_FAIL = 0.5
 #: ... or warns below this.
 MEMO_DRIFT_WARN = 0.8
+#: Memorization fails as "held by training points" when chains started at training points
+#: end nearer the training set than this fraction of fresh-start chains' distance...
+MEMO_HELD_FAIL = 0.5
+#: ... or warns below this.
+MEMO_HELD_WARN = 0.8
 
 # Step-size sensitivity: the slope of the draws' log spread against the step (runs at h,
 # h/2, h/4; chains as batches for the standard errors) must exceed BIAS_Z standard errors to

@@ -25,7 +25,7 @@ from robust_score._checks import (
 )
 from robust_score.learn.network import MLP, Normalizer, eps_prediction, init_network, log_snr
 from robust_score.schedules import Schedule
-from robust_score.scores.adapters import from_eps_prediction
+from robust_score.scores.adapters import ScoreAtTime, at_time, from_eps_prediction
 
 __all__ = ["TrainedScore", "TrainingSettings", "dsm_loss", "sample_times", "train_dsm"]
 
@@ -101,7 +101,7 @@ class TrainedScore:
     score_time: float
     event_shape: tuple[int, ...]
     time_score_fn: Callable = field(init=False, repr=False)
-    score_fn: Callable = field(init=False, repr=False)
+    score_fn: ScoreAtTime = field(init=False, repr=False)
 
     def __post_init__(self):
         network, normalizer, schedule = self.params, self.normalizer, self.schedule
@@ -120,17 +120,11 @@ class TrainedScore:
         object.__setattr__(self, "time_score_fn", from_eps_prediction(eps_fn, schedule))
         object.__setattr__(self, "score_fn", self.at_time(self.score_time))
 
-    def at_time(self, t: float) -> Callable:
-        """The score ``x -> s_theta(x, t)`` at a fixed ``t`` in the schedule's range (its
-        Lipschitz scale is about ``1 / sigma(t)^2``: keep a Langevin step well below
-        ``sigma(t)^2``)."""
-        check_time(self.schedule, t, "t")
-        time_score_fn = self.time_score_fn
-
-        def score_fn(x):
-            return time_score_fn(x, t)
-
-        return score_fn
+    def at_time(self, t: float) -> ScoreAtTime:
+        """The score ``x -> s_theta(x, t)`` at a fixed ``t`` in the schedule's range, as a
+        :class:`robust_score.scores.ScoreAtTime` that carries ``t`` (its Lipschitz scale is
+        about ``1 / sigma(t)^2``: keep a Langevin step well below ``sigma(t)^2``)."""
+        return at_time(self.time_score_fn, self.schedule, t)
 
 
 def train_dsm(

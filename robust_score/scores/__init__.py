@@ -6,6 +6,8 @@ score is ``score_fn(x, t) -> grad log p_t(x)`` under a :mod:`robust_score.schedu
 """
 
 from robust_score.scores.adapters import (
+    ScoreAtTime,
+    at_time,
     from_denoiser,
     from_eps_prediction,
     from_v_prediction,
@@ -29,6 +31,8 @@ from robust_score.scores.traps import (
 )
 
 __all__ = [
+    "ScoreAtTime",
+    "at_time",
     "blend_weight",
     "center_trap",
     "center_trap_time",

@@ -12,14 +12,53 @@ takes and returns that pytree) and the model receives ``t`` as a scalar array of
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 
-from robust_score._checks import check_callable, check_schedule
+from robust_score._checks import check_callable, check_schedule, check_time
 from robust_score.schedules import Schedule
 
-__all__ = ["from_denoiser", "from_eps_prediction", "from_v_prediction", "from_x0_prediction"]
+__all__ = [
+    "ScoreAtTime",
+    "at_time",
+    "from_denoiser",
+    "from_eps_prediction",
+    "from_v_prediction",
+    "from_x0_prediction",
+]
+
+
+@dataclass(frozen=True)
+class ScoreAtTime:
+    """The data-space score ``x -> time_score_fn(x, time)`` of a time score frozen at one
+    noise level, carrying that level: Langevin with it targets the noised law ``p_time``
+    (``alpha(time) x_0 + sigma(time) eps``), not the data, and the trap report's
+    Langevin-vs-annealed check reads ``time`` to draw its reference at the same level.
+    Frozen and hashable, so samplers that cache on the score reuse their compiled program."""
+
+    time_score_fn: Callable
+    schedule: Schedule
+    time: float
+
+    def __call__(self, x):
+        return self.time_score_fn(x, self.time)
+
+    @property
+    def sigma(self) -> float:
+        """The noise level ``sigma(time)`` of the schedule."""
+        return float(self.schedule.sigma(self.time))
+
+
+def at_time(time_score_fn: Callable, schedule: Schedule, t: float) -> ScoreAtTime:
+    """``time_score_fn`` at the fixed time ``t`` of ``schedule`` (in ``[t_min, T]``), for
+    ULA/MALA: a :class:`ScoreAtTime`, which carries ``t``. Its Lipschitz scale is about
+    ``1 / sigma(t)^2``: keep a Langevin step well below ``sigma(t)^2``."""
+    check_callable(time_score_fn, "time_score_fn", "time_score_fn(x, t)")
+    check_schedule(schedule)
+    check_time(schedule, t, "t")
+    return ScoreAtTime(time_score_fn, schedule, float(t))
 
 
 def _time_and_coefficients(schedule: Schedule, x, t):
