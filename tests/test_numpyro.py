@@ -139,7 +139,11 @@ def test_mala_matches_nuts(name, nuts_reference):
     assert np.abs(z_sd).max() < Z_BOUND, f"sds off NUTS: z = {np.round(z_sd, 1)}"
     extra = mcmc.get_extra_fields()
     assert 0.45 < float(extra["accept_prob"].mean()) < 0.75  # dual averaging hit 0.574
-    assert not bool(extra["diverging"].any())
+    # MALA's step is unstable in eight schools' τ tail (log ratios below -1000 on 1-1.5 % of
+    # moves, benchmarks/hard_geometry.py): flagged, but too few to warn about; none elsewhere
+    divergent = float(extra["diverging"].mean())
+    assert divergent < (0.03 if name == "eight_schools" else 1e-9), divergent
+    assert rs.numpyro.check_run(mcmc) == []
 
 
 @pytest.mark.slow
@@ -182,7 +186,10 @@ def test_ula_matches_nuts_up_to_its_step_size_bias(name, nuts_reference):
     assert np.all(np.abs(sd - ref_sd) < sd_bound), (
         f"sds off NUTS by {np.round(sd / ref_sd - 1, 3)} (relative; 2 h lambda = {bias:.3f})"
     )
-    assert not bool(mcmc.get_extra_fields()["diverging"].any())
+    # moves whose drift changes by more than the move (eight schools' τ tail): measured
+    # 0.08 % at this target (benchmarks/hard_geometry.py); none on the logistic regression
+    divergent = float(mcmc.get_extra_fields()["diverging"].mean())
+    assert divergent < (0.01 if name == "eight_schools" else 1e-9), divergent
 
 
 # -- the score override ------------------------------------------------------------------------

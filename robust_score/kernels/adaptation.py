@@ -451,9 +451,7 @@ def ula_adaptation(
                 state, info = kernel(key, state, score_fn, step_size, mass)
                 return (state, step_size, mass, moments), AdaptationInfo(state, info, step_size)
             key_step, key_curvature = jax.random.split(key)
-            # the score the move evaluates anyway (XLA computes it once)
-            score = score_fn(state.position)
-            moments = windows.update(moments, is_slow, state.position, score)
+            moments = windows.update(moments, is_slow, state.position, state.score)
             state, info = kernel(key_step, state, score_fn, step_size, mass)
 
             def new_window(carry):

@@ -27,10 +27,22 @@ __all__ = [
     "init",
     "build_kernel",
     "as_top_level_api",
+    "DIVERGENCE_THRESHOLD",
     "logdensity_and_drift",
     "mh_log_ratio",
     "propose",
 ]
+
+# A MALA move is one leapfrog step of HMC with fresh momentum, and its MH log ratio is minus
+# that step's energy error: NumPyro's HMC (``max_delta_energy``) and BlackJAX's
+# (``divergence_threshold``) call a transition divergent when that error exceeds 1000, and so
+# does this kernel. Measured (benchmarks/hard_geometry.py, 4 chains x 2000 moves after the
+# default warm-up): none on a Gaussian and two logistic regressions (log ratios above -14);
+# 19, 116 and 45 on the centred eight schools, the horseshoe and Neal's funnel; 66 on the
+# non-centred eight schools, whose τ tail is too stiff for the step adapted to 0.57
+# acceptance. No threshold tells that last, accurate run from the three failed ones (log
+# ratios down to -2.5e6 against -8e3): their R̂ and ESS do (robust_score.run_health).
+DIVERGENCE_THRESHOLD = 1000.0
 
 
 class MALAState(NamedTuple):
@@ -40,9 +52,12 @@ class MALAState(NamedTuple):
 
 
 class MALAInfo(NamedTuple):
-    """``acceptance_rate``: min(1, MH ratio); ``is_divergent``: the MH log ratio was not finite
-    (a non-finite log density or drift at the proposal, or a log density of ``+inf``); the
-    proposal is then rejected, so the chain itself never holds a NaN."""
+    """``acceptance_rate``: min(1, MH ratio); ``is_divergent``: the MH log ratio was below
+    ``-divergence_threshold`` (the step is far too large for the geometry there: NumPyro's
+    and BlackJAX's HMC rule) or not finite (a non-finite log density or drift at the proposal,
+    or a log density of ``+inf``; the proposal is then rejected, so the chain itself never
+    holds a NaN). A finite ratio below the threshold is accepted with its own probability,
+    below ``exp(-divergence_threshold)``: the flag never changes the draws."""
 
     acceptance_rate: jax.Array
     is_accepted: jax.Array
@@ -106,12 +121,13 @@ def propose(
     return proposal, mh_log_ratio(state, proposal, step_size, metric)
 
 
-def build_kernel():
+def build_kernel(divergence_threshold: float = DIVERGENCE_THRESHOLD):
     """MALA kernel: ``kernel(rng_key, state, logdensity_fn, step_size, score_fn=None,
     inverse_mass_matrix=None)``; ``inverse_mass_matrix`` is ``None`` (the identity), a 1-D or
     2-D array over the raveled position, a BlackJAX ``Metric``, or a
     :class:`~robust_score.kernels.integrators.DenseMass` (a dense mass factorized once, to
-    carry through a loop whose mass changes)."""
+    carry through a loop whose mass changes). A move whose MH log ratio is below
+    ``-divergence_threshold`` is flagged divergent (as BlackJAX's ``hmc.build_kernel``)."""
 
     def kernel(
         rng_key: PRNGKey,
@@ -129,8 +145,9 @@ def build_kernel():
         # The proposal is finite (it moves a finite state by a finite drift), and a non-finite
         # log density or drift at it makes the log ratio non-finite: the one scalar check
         # covers them all without another pass over the position.
-        is_divergent = ~jnp.isfinite(log_ratio)
-        log_ratio = jnp.where(is_divergent, -jnp.inf, log_ratio)
+        is_finite = jnp.isfinite(log_ratio)
+        is_divergent = ~is_finite | (log_ratio < -divergence_threshold)
+        log_ratio = jnp.where(is_finite, log_ratio, -jnp.inf)
         acceptance_rate = jnp.exp(jnp.minimum(log_ratio, 0.0))
         is_accepted = jax.random.bernoulli(key_accept, acceptance_rate)  # as blackjax.mala
         new_state = jax.tree.map(lambda new, old: jnp.where(is_accepted, new, old), proposal, state)
@@ -144,6 +161,7 @@ def as_top_level_api(
     step_size: float,
     score_fn: Callable | None = None,
     inverse_mass_matrix=None,
+    divergence_threshold: float = DIVERGENCE_THRESHOLD,
 ) -> SamplingAlgorithm:
     """MALA as a ``blackjax.SamplingAlgorithm``.
 
@@ -158,14 +176,20 @@ def as_top_level_api(
     keys sorted), as for ``blackjax.nuts``. Tune ``step_size`` and ``inverse_mass_matrix``
     with :func:`robust_score.mala_adaptation` and pass them on: ``rs.mala(logdensity_fn,
     **parameters)``.
+
+    A move whose MH log ratio is below ``-divergence_threshold`` (default
+    ``DIVERGENCE_THRESHOLD``, NumPyro's and BlackJAX's HMC threshold) or not finite is flagged
+    ``is_divergent``; ``rs.run`` warns about them with what to do.
     """
     check_callable(logdensity_fn, "logdensity_fn")
     if score_fn is not None:
         check_callable(score_fn, "score_fn")
     check_positive_scalar(step_size, "step_size")
+    check_positive_scalar(divergence_threshold, "divergence_threshold")
+    kernel = build_kernel(divergence_threshold)
     if inverse_mass_matrix is None:
         return build_sampling_algorithm(
-            build_kernel(),
+            kernel,
             init,
             logdensity_fn,
             init_args=(score_fn,),
@@ -173,7 +197,7 @@ def as_top_level_api(
         )
     inverse_mass_matrix = check_inverse_mass_matrix(inverse_mass_matrix)
     return build_sampling_algorithm(
-        build_kernel(),
+        kernel,
         functools.partial(init, inverse_mass_matrix=inverse_mass_matrix),
         logdensity_fn,
         init_args=(score_fn,),
