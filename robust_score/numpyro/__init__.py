@@ -12,6 +12,7 @@ The classes are thin ``numpyro.infer.mcmc.MCMCKernel`` shells over the kernels i
 ``rs.reverse_diffusion`` / ``rs.annealed_langevin`` run, in NumPyro's unconstrained space.
 """
 
+from robust_score.numpyro.run_check import check_run
 from robust_score.numpyro.score_diffusion import ScoreDiffusion, ScoreDiffusionState
 from robust_score.numpyro.score_langevin import ScoreLangevin, ScoreLangevinState
 from robust_score.numpyro.transforms import constrained_score_to_unconstrained
@@ -21,5 +22,6 @@ __all__ = [
     "ScoreDiffusionState",
     "ScoreLangevin",
     "ScoreLangevinState",
+    "check_run",
     "constrained_score_to_unconstrained",
 ]
