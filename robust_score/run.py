@@ -143,6 +143,10 @@ def run(
     first_draw = initial_positions.num_draws if resumed else 0
     labels = {"var_names": var_names, "dims": dims, "coords": coords, "first_draw": first_draw}
     tree = _to_datatree(positions, stats, chains, num_warmup=num_warmup, thin=thin, **labels)
+    # R̂ and bulk ESS, each with its remedy (robust_score.run_health imports this module)
+    from robust_score.run_health import warn_about_run
+
+    warn_about_run(tree, stacklevel=2)
     return (tree, final) if return_state else tree
 
 
