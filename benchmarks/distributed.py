@@ -1,5 +1,6 @@
 """Chains over two processes (``jax.distributed``, one CPU device each, gloo collectives)
-against one process, at a fixed total number of chains. See docs/benchmarks.md.
+against one process, at a fixed total number of chains: ``rs.sample_chains`` with
+``gather=True`` and ``gather=False``. See docs/benchmarks.md.
 
 Run: .venv/bin/python benchmarks/distributed.py [--quick] [--out distributed.json]
 
@@ -37,7 +38,8 @@ TIMEOUT_S = 600
 
 
 def child(process_id, num_processes, port, repeats, cells):
-    """Time ``rs.run`` on every cell in this process; returns its rows."""
+    """Time ``rs.sample_chains`` on every cell in this process; returns its rows. Not
+    ``rs.run``: its DataTree and the checks on it cost the same in one process or two."""
     if num_processes > 1:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(
@@ -65,7 +67,8 @@ def child(process_id, num_processes, port, repeats, cells):
             for seed in range(repeats + 1):
                 multihost_utils.sync_global_devices(f"{cell} {call} {seed}")
                 started, started_cpu = time.perf_counter(), time.process_time()
-                rs.run(ula, jax.random.key(seed), starts, **steps, **options)
+                draws = rs.sample_chains(ula, jax.random.key(seed), starts, **steps, **options)
+                jax.block_until_ready(draws[:2])  # gather=False returns before the work ends
                 times.append((time.perf_counter() - started, time.process_time() - started_cpu))
             rows.append({**cell, "processes": num_processes, "call": call})
             rows[-1].update({"first_s": times[0][0], "times": times[1:]})

@@ -350,7 +350,7 @@ def write(results_path, page_path, figures):
         ),
         "nfe": table(results["nfe"]["rows"]),
         "nfe_floors": table(floors),
-        **{name: table(results[name]) for name in ("trap", "memory", "sharding")},
+        **{name: table(results[name]) for name in ("trap", "memory", "sharding", "distributed")},
         **preconditioning_fields(pc),
     }
     with open(TEMPLATE) as handle:

@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import costs  # noqa: E402
+import distributed  # noqa: E402
 import nfe  # noqa: E402
 import numpyro_vs_run  # noqa: E402
 import overhead  # noqa: E402
@@ -37,6 +38,7 @@ SECTIONS = {  # name: quick -> results
     "trap": lambda quick: costs.trap_cost((10, 100) if quick else (10, 100, 1000)),
     "memory": lambda quick: costs.memory(),
     "sharding": lambda quick: costs.sharding(),
+    "distributed": distributed.main,
     "preconditioning": preconditioning.main,
 }
 
