@@ -46,10 +46,12 @@ def sample_batch(
     ``num_score_evals``).
 
     ``devices`` (``None``, a sequence of devices or a one-axis ``jax.sharding.Mesh``) splits
-    the draws over devices, ``num_samples`` a multiple of their number; draw ``i`` is the same
-    wherever it runs. Under ``jax.distributed`` they may span processes, every process making
-    the same call: ``gather=True`` returns every draw on every process, ``gather=False`` the
-    global array as computed (each process reads its own draws from ``.addressable_shards``).
+    the draws over devices, ``num_samples`` a multiple of their number. Draw ``i`` keeps its
+    key wherever it runs: it is bitwise the same over as many devices, in one process or
+    several, and agrees with the one-device draw to rounding. Under ``jax.distributed`` the
+    devices may span processes, every process making the same call: ``gather=True`` returns
+    every draw on every process, ``gather=False`` the global array as computed (each process
+    reads its own draws from ``.addressable_shards``).
     """
     if not isinstance(settings, AnnealingPath):
         raise TypeError(
