@@ -69,7 +69,9 @@ def run(
     rng_key
         A JAX PRNG key. Chain ``c`` uses ``fold_in(key, c)`` and step ``i`` of it
         ``fold_in(fold_in(key, c), i)``, so its draws depend neither on how many chains run
-        beside it nor on how the run is split; the same key gives bitwise-identical draws.
+        beside it nor on how the run is split, up to floating-point rounding (XLA compiles
+        each device's batch of chains for its size); the same key, chain count and number
+        of devices give bitwise-identical draws, in one process or several.
     initial_positions
         An array or pytree whose leaves share a leading chain axis, or a :class:`RunState`
         from an earlier call with ``return_state=True`` (then the chains continue from it).
