@@ -101,6 +101,9 @@ def test_trained_score_drives_the_samplers(gaussian_fit, schedule):
     ):
         algorithm.init(x)  # checks the score's signature, shape and dtype
     assert trained.score_time == schedule.t_min
+    # the fixed-time score carries its level, for the trap report's cross-check
+    assert isinstance(trained.score_fn, rs.scores.ScoreAtTime)
+    assert (trained.score_fn.time, trained.score_fn.schedule) == (schedule.t_min, schedule)
     np.testing.assert_allclose(trained.score_fn(x), trained.time_score_fn(x, schedule.t_min))
     draws = rs.sample_batch(
         jax.random.key(7),

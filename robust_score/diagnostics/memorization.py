@@ -37,8 +37,6 @@ from robust_score.diagnostics.statistics import nearest_distances, subsample
 from robust_score.diagnostics.thresholds import (
     MEMO_DISTANCE_FAIL,
     MEMO_DISTANCE_WARN,
-    MEMO_DRIFT_FAIL,
-    MEMO_DRIFT_WARN,
     MEMO_FAIL,
     MEMO_HELD_FAIL,
     MEMO_HELD_WARN,
@@ -307,18 +305,16 @@ def memorization_verdict(details: dict) -> CheckResult:
         f"{details['baseline_fraction']:.0%})",
     )
     if "held_ratio" in details:
+        # graded on where chains end, not on how far they drift: under a score that pulls
+        # every chain to the training set, training starts drift less only because they
+        # start where fresh starts are pulled to
         held, drift = details["held_ratio"], details["drift_ratio"]
         verdicts["held by training points"] = (
-            worst_status(
-                [
-                    _grade_below(held, MEMO_HELD_FAIL, MEMO_HELD_WARN),
-                    _grade_below(drift, MEMO_DRIFT_FAIL, MEMO_DRIFT_WARN),
-                ]
-            ),
+            _grade_below(held, MEMO_HELD_FAIL, MEMO_HELD_WARN),
             held,
             MEMO_HELD_FAIL,
             f"held by training points: chains started at training points end {held:.2f}x as "
-            f"far from the training set as fresh starts do, and drift {drift:.2f}x as far. "
+            f"far from the training set as fresh starts do (and drift {drift:.2f}x as far). "
             "Start chains from fresh samples not used for training (held-out data or "
             "diffusion draws)",
         )

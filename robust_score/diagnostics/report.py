@@ -230,6 +230,8 @@ def trap_report(
         step_size_sensitivity(tree, sampler_at, step_size, rng_key=keys[5]),
     ]
     checks[2] = _note_step_size_bias(checks[2], checks[5])
+    for index in (0, 2):  # restart and Langevin vs annealed
+        checks[index] = _note_memorizing_score(checks[index], checks[4])
     return TrapReport(checks, time.perf_counter() - started, tree)
 
 
@@ -286,6 +288,23 @@ def _note_step_size_bias(annealed: CheckResult, step: CheckResult) -> CheckResul
         explanation=explanation,
         details={**annealed.details, "step_bias": step.details["extrapolated_bias"]},
     )
+
+
+def _note_memorizing_score(check: CheckResult, memorization: CheckResult) -> CheckResult:
+    """A flagged restart or Langevin-vs-annealed result, with a note when the memorization
+    check found a score that pulls every chain towards the training set. The status stands:
+    chains held at training points do not sample a smooth law, but what holds them is the
+    score, wherever they start, so the remedy is the score's, not the start's."""
+    verdict = memorization.details.get("verdicts", {}).get("pulled towards the training set")
+    if check.status not in ("warn", "fail") or verdict not in ("warn", "fail"):
+        return check
+    ratio = memorization.details.get("fresh_distance_ratio", memorization.details["distance_ratio"])
+    explanation = (
+        f"{check.explanation[:-1]}; note that the memorization check finds a score that pulls "
+        f"every chain towards the training set ({ratio:.2f}x the held-out distance): chains "
+        "held near training points are that score's doing, wherever they start."
+    )
+    return replace(check, explanation=explanation, details={**check.details, "memorizing": ratio})
 
 
 def _fmt(value) -> str:

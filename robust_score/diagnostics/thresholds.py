@@ -35,8 +35,6 @@ __all__ = [
     "MEMO_WARN",
     "MEMO_DISTANCE_FAIL",
     "MEMO_DISTANCE_WARN",
-    "MEMO_DRIFT_FAIL",
-    "MEMO_DRIFT_WARN",
     "MEMO_HELD_FAIL",
     "MEMO_HELD_WARN",
 ]
@@ -146,11 +144,6 @@ MEMO_WARN = 0.02
 MEMO_DISTANCE_FAIL = 0.5
 #: ... or warns below this.
 MEMO_DISTANCE_WARN = 0.8
-#: Memorization fails when chains started at training points drift less than this fraction
-#: of what fresh-start chains drift...
-MEMO_DRIFT_FAIL = 0.5
-#: ... or warns below this.
-MEMO_DRIFT_WARN = 0.8
 #: Memorization fails as "held by training points" when chains started at training points
 #: end nearer the training set than this fraction of fresh-start chains' distance...
 MEMO_HELD_FAIL = 0.5
