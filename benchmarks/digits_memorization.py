@@ -142,5 +142,27 @@ def main(quick=False):
     return {"rows": rows, **losses, "sigma": SIGMA, "quick": quick}
 
 
+def markdown_table(result) -> list[str]:
+    """The runs as the table of docs/diagnostics.md: distance, verdict, which check."""
+    lines = [
+        f"DSM loss at sigma = {result['sigma']}: {result['dsm_loss_train']:.2f} on training "
+        f"images, {result['dsm_loss_holdout']:.2f} on held-out ones.",
+        "",
+        "| run | median nearest-training distance / sqrt(d) | report | flagged | memorization "
+        "verdicts | Langevin vs annealed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        if "report" not in row:
+            lines.append(f"| {row['run']} | {row['median_nn']:.3f} | – | – | – | – |")
+            continue
+        verdicts = ", ".join(f"{k}: {v}" for k, v in row["verdicts"].items())
+        lines.append(
+            f"| {row['run']} | {row['median_nn']:.3f} | {row['report']} | "
+            f"{', '.join(row['flagged']) or '–'} | {verdicts} | {row['annealed']} |"
+        )
+    return lines
+
+
 if __name__ == "__main__":
     script(main, __doc__, "digits.json")

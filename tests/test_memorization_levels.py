@@ -118,11 +118,12 @@ def test_held_out_data_say_which_side_of_a_disagreement_is_right():
     shifted = rs.scores.gaussian(jnp.full(4, 1.5), 0.25, schedule=SCHEDULE)
     t_level = float(SCHEDULE.t_of_sigma(0.5))
     holdout = 0.5 * np.asarray(jax.random.normal(jax.random.key(7), (800, 4)))
-    outcomes = {}
+    outcomes, trees = {}, {}
     for name, low, high in (("diffusion wrong", exact, shifted), ("chains wrong", shifted, exact)):
         time_score = _split_score(low, high, t_level)
         score = rs.scores.at_time(time_score, SCHEDULE, t_level)
         tree = rs.run(rs.ula(score, 0.01), jax.random.key(0), jnp.zeros((4, 4)), 4000, thin=4)
+        trees[name] = (tree, score)
         outcomes[name] = annealed_cross_check(
             tree,
             time_score,
@@ -136,6 +137,13 @@ def test_held_out_data_say_which_side_of_a_disagreement_is_right():
     effects = right.details["holdout_effects"]
     assert effects["chains"] < effects["reverse diffusion"]
     assert trapped.status == "fail" and "side with reverse diffusion" in trapped.explanation
+    # the report hands its holdout to the check
+    tree, score = trees["diffusion wrong"]
+    train = 0.5 * np.asarray(jax.random.normal(jax.random.key(8), (200, 4)))
+    report = rs.diagnostics.trap_report(
+        tree, score_fn=score, train_data=train, holdout=holdout, rng_key=jax.random.key(1)
+    )
+    assert report[ANNEALED].status == "warn", report[ANNEALED].explanation
 
 
 DIM, NUM_TRAIN = 10, 100

@@ -210,7 +210,14 @@ def trap_report(
             model_kwargs=model_kwargs,
         ),
         reference_comparison(tree, reference, rng_key=keys[1]),
-        annealed_cross_check(tree, time_score_fn, schedule, score_time=score_time, rng_key=keys[2]),
+        annealed_cross_check(
+            tree,
+            time_score_fn,
+            schedule,
+            score_time=score_time,
+            holdout=holdout,
+            rng_key=keys[2],
+        ),
         score_error_along_chain(
             tree, score_fn, logdensity_fn, reference=reference, rng_key=keys[3]
         ),
