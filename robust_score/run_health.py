@@ -4,7 +4,9 @@ Each problem is a warning that names it and its remedy:
 
 - :class:`ConvergenceWarning`: R̂ above ``RHAT_THRESHOLD`` or bulk ESS below
   ``MIN_BULK_ESS`` (ArviZ's rank-normalized split R̂ and bulk ESS, Vehtari et al. 2021);
-  judged only when each chain has at least ``MIN_DRAWS`` draws (as PyMC: fewer cannot tell).
+  judged only when each chain has at least ``MIN_DRAWS`` draws (as PyMC: fewer cannot tell),
+  on at most ``MAX_CHECKED_VALUES`` draws in all (an evenly spaced subset of the quantities
+  beyond that, for a bounded cost at the end of every ``rs.run``).
 - :class:`StepSizeWarning`: the warm-up shrank the step until a move spans less than
   ``MIN_STEP_OVER_SCALE`` of the posterior's sd along some coordinate.
 - ``rs.DivergenceWarning``: more than ``MAX_DIVERGENT_FRACTION`` of the moves after
@@ -23,6 +25,7 @@ import numpy as np
 from robust_score.run import DivergenceWarning
 
 __all__ = [
+    "MAX_CHECKED_VALUES",
     "MAX_DIVERGENT_FRACTION",
     "MIN_BULK_ESS",
     "MIN_DRAWS",
@@ -40,10 +43,14 @@ __all__ = [
 RHAT_THRESHOLD = 1.01
 MIN_BULK_ESS = 100
 MIN_DRAWS = 100
+# R̂ and ESS together cost ~1 µs per value on a 2-core CPU (64 chains x 500 draws x 784
+# pixels: 18 s): above this many values (about a second) an evenly spaced subset of the
+# quantities is checked
+MAX_CHECKED_VALUES = 1_000_000
 # A divergent MALA move is a rejected one: a few cost a few moves; hard geometry shows in R̂
 # and ESS first. Measured (benchmarks/hard_geometry.py, docs/numpyro.md): MALA's moves on
-# non-centred eight schools, whose estimates are right, diverge at 1.1-1.5 % (its τ tail is
-# stiffer than the step); on the horseshoe, whose chains are stuck, at up to 16 %.
+# non-centred eight schools, whose estimates are right, diverge at 0.8 % (its τ tail is
+# stiffer than the step); the failed runs' at 0.2-1.5 %, which R̂ and ESS catch.
 MAX_DIVERGENT_FRACTION = 0.05
 # A diffusion of moves of sd ``r`` (in posterior sds) needs ~1/r² moves to cross the
 # posterior: at 0.1, a hundred. Measured at the end of warm-up: 0.64-1.4 on the clean
@@ -118,6 +125,12 @@ def convergence_problems(draws, names: Sequence[str] | None = None) -> list[RunP
     if num_draws < MIN_DRAWS or not finite.any():
         return []
     flat, names = flat[..., finite], [n for n, keep in zip(names, finite, strict=True) if keep]
+    total = len(names)
+    budget = max(1, MAX_CHECKED_VALUES // (chains * num_draws))
+    if total > budget:
+        kept = np.unique(np.linspace(0, total - 1, budget).round().astype(int))
+        flat, names = flat[..., kept], [names[i] for i in kept]
+    checked = f"{len(names)} quantities" + (f" checked of {total}" if len(names) < total else "")
     problems = []
     if chains >= 2:
         rhat = np.asarray(arviz_stats.rhat(flat))
@@ -127,7 +140,7 @@ def convergence_problems(draws, names: Sequence[str] | None = None) -> list[RunP
                 RunProblem(
                     "rhat",
                     f"R̂ is {rhat[worst]:.3g} for {names[worst]} (above {RHAT_THRESHOLD} for "
-                    f"{int(np.sum(~(rhat <= RHAT_THRESHOLD)))} of {len(names)} quantities): "
+                    f"{int(np.sum(~(rhat <= RHAT_THRESHOLD)))} of {checked}): "
                     f"the {chains} chains do not agree on one posterior yet. Run longer if "
                     f"they are still approaching each other; if they stay apart or crawl, "
                     f"{_REMEDY}.",
@@ -141,7 +154,7 @@ def convergence_problems(draws, names: Sequence[str] | None = None) -> list[RunP
             RunProblem(
                 "ess",
                 f"bulk ESS is {ess[worst]:.0f} for {names[worst]} (below {MIN_BULK_ESS} for "
-                f"{int(np.sum(~(ess >= MIN_BULK_ESS)))} of {len(names)} quantities) from "
+                f"{int(np.sum(~(ess >= MIN_BULK_ESS)))} of {checked}) from "
                 f"{chains} x {num_draws} draws: means and intervals are not yet reliable. "
                 f"Run longer; if the ESS per draw stays this low, {_REMEDY}.",
                 ConvergenceWarning,

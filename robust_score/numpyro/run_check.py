@@ -25,8 +25,10 @@ def check_run(mcmc, *, warn: bool = True) -> list[RunProblem]:
 
     .. code::
 
+        mcmc = MCMC(rs.numpyro.ScoreLangevin(model, adjust=True), num_warmup=1000,
+                    num_samples=1000, num_chains=2, chain_method="vectorized")
         mcmc.run(jax.random.key(0), *model_args)
-        rs.numpyro.check_run(mcmc)   # after every run, as you would read print_summary
+        problems = rs.numpyro.check_run(mcmc)  # after every run, as print_summary
 
     Checked on the latent sites in unconstrained space (the moves' own coordinates):
 
