@@ -24,9 +24,11 @@ except _metadata.PackageNotFoundError:  # a source tree on sys.path, not install
 
 __all__ = [
     "AnnealedLangevin",
+    "ConvergenceWarning",
     "DivergenceWarning",
     "ReverseDiffusion",
     "RunState",
+    "StepSizeWarning",
     "diagnostics",
     "annealed_langevin",
     "kernels",
@@ -90,15 +92,18 @@ def _load() -> dict:
     from robust_score.kernels.annealed_langevin import AnnealedLangevin
     from robust_score.kernels.reverse_diffusion import ReverseDiffusion
     from robust_score.run import DivergenceWarning, RunState, run, sample_chains
+    from robust_score.run_health import ConvergenceWarning, StepSizeWarning
 
     def factory(module):
         return GenerateSamplingAPI(module.as_top_level_api, module.init, module.build_kernel)
 
     namespace.update(
         AnnealedLangevin=AnnealedLangevin,
+        ConvergenceWarning=ConvergenceWarning,
         DivergenceWarning=DivergenceWarning,
         ReverseDiffusion=ReverseDiffusion,
         RunState=RunState,
+        StepSizeWarning=StepSizeWarning,
         diagnostics=diagnostics,
         annealed_langevin=factory(annealed_langevin),
         kernels=kernels,

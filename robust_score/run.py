@@ -28,7 +28,9 @@ __all__ = ["run", "sample_chains", "RunState", "DivergenceWarning"]
 
 
 class DivergenceWarning(RuntimeWarning):
-    """Some draws of a run were flagged divergent (non-finite position, score or density)."""
+    """Some draws of a run were flagged divergent: a non-finite position, score or density,
+    a MALA move whose log acceptance ratio fell below its divergence threshold, or a ULA
+    move stiffer than its step (see each kernel's ``Info.is_divergent``)."""
 
 
 class RunState(NamedTuple):
@@ -411,8 +413,9 @@ def _to_datatree(
             divergent_chains = int(diverging.any(axis=1).sum())
             warnings.warn(
                 f"{count} of {diverging.size} draws ({divergent_chains} of {num_chains} "
-                "chains) were flagged divergent (non-finite position or score): see "
-                "sample_stats['diverging']; reduce the step size or check the score.",
+                "chains) were flagged divergent (a non-finite value, or a move the sampler's "
+                "step cannot resolve): see sample_stats['diverging']; reduce the step size, "
+                "precondition or reparameterize, or check the score.",
                 DivergenceWarning,
                 stacklevel=3,
             )
