@@ -13,6 +13,7 @@ from robust_score.diagnostics._data import as_datatree, as_sample_matrix, poster
 from robust_score.diagnostics._shared import (
     check_dim,
     compare,
+    describe,
     energy_result,
     flatten_draws,
     numpy_rng,
@@ -22,7 +23,7 @@ from robust_score.diagnostics._shared import (
     too_short,
 )
 from robust_score.diagnostics.result import ANNEALED, CheckResult, skip_if_missing
-from robust_score.diagnostics.thresholds import ENERGY_FAIL, MIN_KEPT_DRAWS
+from robust_score.diagnostics.thresholds import ENERGY_FAIL, HOLDOUT_SIDE_MARGIN, MIN_KEPT_DRAWS
 
 __all__ = ["annealed_cross_check", "diffusion_draws"]
 
@@ -101,7 +102,9 @@ def annealed_cross_check(
 
 def _side_with_holdout(result, user, annealed, holdout, schedule, score_time, rng_key, rng):
     """Compare the chains and the reverse-diffusion draws each with the held-out data at
-    the chains' level, on the statistic that separated them; the nearer side is right."""
+    the chains' level, on the statistic that separated them: the side nearer by more than
+    ``HOLDOUT_SIDE_MARGIN`` is the right one; a fail stands only when that is reverse
+    diffusion."""
     if score_time is not None:  # held-out data at the level: alpha x + sigma eps
         alpha, sigma = float(schedule.alpha(score_time)), float(schedule.sigma(score_time))
         holdout = alpha * holdout + sigma * rng.standard_normal(holdout.shape)
@@ -120,23 +123,35 @@ def _side_with_holdout(result, user, annealed, holdout, schedule, score_time, rn
             return result  # nothing finite or too short to compare: no side taken
         effects[side] = float(comparison["statistics"][statistic]["effect"])
     details = {**result.details, "holdout_effects": effects}
-    label = statistic if statistic != "joint" else "energy coefficient"
+    label = {"joint": "energy coefficient", "radial": "radial KS distance"}.get(
+        statistic, f"{statistic} KS distance"
+    )
     numbers = (
         f"{label} to held-out data {effects['chains']:.2g} for your chains, "
         f"{effects['reverse diffusion']:.2g} for reverse diffusion"
     )
-    if effects["chains"] < effects["reverse diffusion"]:
-        explanation = (
-            f"reverse diffusion with the same score lands elsewhere, but held-out data side "
-            f"with your chains ({numbers}): the score is worse at the noise levels reverse "
-            f"diffusion passes through than where your chains go, which is no trap. "
-            f"{result.explanation}"
-        )
-        return dataclasses.replace(result, status="warn", explanation=explanation, details=details)
-    explanation = (
-        f"{result.explanation[:-1]}; held-out data side with reverse diffusion ({numbers})."
+    disagreement = (
+        f"reverse diffusion with the same score lands elsewhere ({describe(result.details)}; "
+        f"compared at {result.details['compared_at']})"
     )
-    return dataclasses.replace(result, explanation=explanation, details=details)
+    if effects["chains"] > HOLDOUT_SIDE_MARGIN * effects["reverse diffusion"]:
+        explanation = (
+            f"{disagreement}, and held-out data side with reverse diffusion ({numbers}): "
+            "Langevin is likely trapped where the score is wrong."
+        )
+        return dataclasses.replace(result, explanation=explanation, details=details)
+    if HOLDOUT_SIDE_MARGIN * effects["chains"] < effects["reverse diffusion"]:
+        verdict = (
+            "held-out data side with your chains: the score is worse at the noise levels "
+            "reverse diffusion passes through than where your chains go, which is no trap"
+        )
+    else:
+        verdict = (
+            "held-out data differ from both about as much: the score is off on both paths, "
+            "which is no evidence of a trap"
+        )
+    explanation = f"{disagreement}, but {verdict} ({numbers})."
+    return dataclasses.replace(result, status="warn", explanation=explanation, details=details)
 
 
 def diffusion_draws(
