@@ -52,8 +52,7 @@ def _launch(process_id, num_processes, num_devices, port, out_dir):
     return process, log
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def _launch_all(tmp_path_factory):
     """``(reference, [process 0, process 1])``, each the dict of arrays its worker saved."""
     spread_dir, reference_dir = (tmp_path_factory.mktemp(n) for n in ("spread", "reference"))
     port, launched = _free_port(), []
@@ -91,7 +90,16 @@ def runs(tmp_path_factory):
     return saved(reference_dir, 0), [saved(spread_dir, i) for i in range(NUM_PROCESSES)]
 
 
-def test_every_process_holds_every_chain_bitwise_as_one_process(runs):
+def test_two_processes_hold_every_chain_as_one_process_does(tmp_path_factory):
+    # one test, not one per property: pytest-xdist would launch the three workers again on
+    # each of its processes that a module-scoped fixture landed on
+    runs = _launch_all(tmp_path_factory)
+    _every_process_holds_every_chain_bitwise(runs)
+    _process_local_chains_keep_their_global_coordinates(runs)
+    _a_run_spread_over_processes_resumes_from_its_state(runs)
+
+
+def _every_process_holds_every_chain_bitwise(runs):
     reference, processes = runs
     for process_id, got in enumerate(processes):
         for name in ("x", "diverging", "chain", "chains_x", "batch"):
@@ -101,7 +109,7 @@ def test_every_process_holds_every_chain_bitwise_as_one_process(runs):
         np.testing.assert_array_equal(got["chain"], np.arange(NUM_CHAINS))
 
 
-def test_process_local_chains_keep_their_global_coordinates(runs):
+def _process_local_chains_keep_their_global_coordinates(runs):
     reference, processes = runs
     per_process = NUM_CHAINS // NUM_PROCESSES
     for process_id, got in enumerate(processes):
@@ -112,7 +120,7 @@ def test_process_local_chains_keep_their_global_coordinates(runs):
         np.testing.assert_array_equal(got["local_batch"], reference["batch"][mine])
 
 
-def test_a_run_spread_over_processes_resumes_from_its_state(runs):
+def _a_run_spread_over_processes_resumes_from_its_state(runs):
     reference, processes = runs
     for got in processes:
         np.testing.assert_array_equal(got["resumed_x"], reference["resumed_x"])
