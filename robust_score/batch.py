@@ -18,9 +18,9 @@ from functools import lru_cache, partial
 import jax
 import jax.numpy as jnp
 
-from robust_score._checks import check_count, check_event_shape, check_float_dtype
+from robust_score._checks import check_count, check_event_shape, check_flag, check_float_dtype
 from robust_score.kernels._annealing import AnnealingPath
-from robust_score.run import _as_mesh, _check_gather, _constrain, _gather_to_host, _spans_processes
+from robust_score.run import _as_mesh, _constrain, _gather_to_host, _spans_processes
 
 __all__ = ["sample_batch"]
 
@@ -61,7 +61,7 @@ def sample_batch(
     check_count(num_samples, "num_samples")
     event_shape = check_event_shape(event_shape)
     dtype = check_float_dtype(dtype)
-    _check_gather(gather)
+    check_flag(gather, "gather")
     mesh = _as_mesh(devices, num_samples, counted="`num_samples`")
     try:
         hash(time_score_fn)

@@ -17,6 +17,7 @@ from robust_score._checks import (
     check_chain_axis,
     check_count,
     check_finite_tree,
+    check_flag,
     check_key,
     check_labels,
     check_position_dtype,
@@ -131,7 +132,7 @@ def run(
     resumed = isinstance(initial_positions, RunState)
     template = initial_positions.states.position if resumed else initial_positions
     var_names = check_labels(var_names, None, None, {}, len(jax.tree.leaves(template)))
-    _check_gather(gather)  # sample_chains below is asked not to gather: checked here
+    check_flag(gather, "gather")  # sample_chains below is asked not to gather: checked here
     positions, stats, final = sample_chains(
         algorithm,
         rng_key,
@@ -181,7 +182,7 @@ def sample_chains(
     if thin > num_steps:
         raise ValueError(f"`thin` ({thin}) must not exceed `num_steps` ({num_steps}).")
     rng_key = check_key(rng_key)
-    _check_gather(gather)
+    check_flag(gather, "gather")
     if isinstance(initial_positions, RunState):
         num_chains = check_chain_axis(initial_positions.states, "initial_positions")
         check_count(initial_positions.step, "RunState.step", minimum=0)
@@ -328,11 +329,6 @@ def _as_mesh(devices, num_chains, counted="the number of chains"):
             f"devices ({mesh.size}) to shard them over `devices`."
         )
     return mesh
-
-
-def _check_gather(gather):
-    if not isinstance(gather, bool):
-        raise TypeError(f"`gather` must be True or False, got {gather!r}.")
 
 
 def _spans_processes(tree) -> bool:

@@ -12,6 +12,7 @@ __all__ = [
     "check_callable",
     "check_choice",
     "check_count",
+    "check_flag",
     "check_float_dtype",
     "check_fraction",
     "check_interval",
@@ -43,6 +44,12 @@ def check_count(value, name: str, minimum: int = 1) -> None:
     """``value`` must be an integer (not a bool) of at least ``minimum``."""
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+
+
+def check_flag(value, name: str) -> None:
+    """``value`` must be ``True`` or ``False`` (not a truthy stand-in such as 1 or "yes")."""
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be True or False, got {value!r}.")
 
 
 def check_interval(

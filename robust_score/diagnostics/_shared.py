@@ -58,6 +58,7 @@ __all__ = [
     "rhat_1d",
     "run_quietly",
     "second_half",
+    "statistic_label",
     "too_short",
     "unconverged_explanation",
 ]
@@ -197,11 +198,16 @@ def _finite_or_zero(value) -> float:
     return value if math.isfinite(value) else 0.0
 
 
+def statistic_label(name: str) -> str:
+    """How a statistic of :func:`compare` reads in an explanation: ``"radial KS distance"``."""
+    return next(row[1] for row in _STATISTICS if row[0] == name)
+
+
 def describe(comparison: dict) -> str:
     """The statistic that decided a :func:`compare` result, in words: ``"mode-mass KS
     distance 0.21 along principal direction 1, p = 3e-08, ESS 410"``."""
     name = comparison["decided_by"]
-    label = next(row[1] for row in _STATISTICS if row[0] == name)
+    label = statistic_label(name)
     stat = comparison["statistics"][name]
     where = f" along principal direction {stat['direction'] + 1}" if name == "mode mass" else ""
     text = f"{label} {stat['effect']:.2g}{where}, p = {stat['p_value']:.2g}, ESS {stat['ess']:.0f}"

@@ -20,6 +20,7 @@ from robust_score.diagnostics._shared import (
     pooled,
     run_quietly,
     second_half,
+    statistic_label,
     too_short,
 )
 from robust_score.diagnostics.result import ANNEALED, CheckResult, skip_if_missing
@@ -123,9 +124,7 @@ def _side_with_holdout(result, user, annealed, holdout, schedule, score_time, rn
             return result  # nothing finite or too short to compare: no side taken
         effects[side] = float(comparison["statistics"][statistic]["effect"])
     details = {**result.details, "holdout_effects": effects}
-    label = {"joint": "energy coefficient", "radial": "radial KS distance"}.get(
-        statistic, f"{statistic} KS distance"
-    )
+    label = statistic_label(statistic)
     numbers = (
         f"{label} to held-out data {effects['chains']:.2g} for your chains, "
         f"{effects['reverse diffusion']:.2g} for reverse diffusion"

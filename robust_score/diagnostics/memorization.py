@@ -27,12 +27,14 @@ import numpy as np
 from robust_score._checks import check_count
 from robust_score.diagnostics._data import as_datatree, as_sample_matrix, posterior_draws
 from robust_score.diagnostics._shared import check_dim, numpy_rng, pooled
+from robust_score.diagnostics.annealed import diffusion_draws
 from robust_score.diagnostics.result import (
     MEMORIZATION,
     CheckResult,
     skip_if_missing,
     worst_status,
 )
+from robust_score.diagnostics.runners import as_runner
 from robust_score.diagnostics.statistics import nearest_distances, subsample
 from robust_score.diagnostics.thresholds import (
     MEMO_DISTANCE_FAIL,
@@ -219,9 +221,6 @@ def fresh_start_chains(
     ``time_score_fn``. ``None`` when neither is given, or when the sampler moves in another
     space than the draws ``chains`` (a NumPyro model with constrained sites moves in its
     unconstrained space, where training points in the constrained one do not apply)."""
-    from robust_score.diagnostics.annealed import diffusion_draws
-    from robust_score.diagnostics.runners import as_runner
-
     runner = as_runner(samples, sampler, model_args=model_args, model_kwargs=model_kwargs)
     draws = runner.draws
     if draws.flat.shape != chains.shape or not np.allclose(draws.flat, chains):

@@ -24,6 +24,7 @@ from jax.flatten_util import ravel_pytree
 from robust_score._checks import (
     check_callable,
     check_choice,
+    check_flag,
     check_schedule,
     check_time,
     check_time_score_output,
@@ -79,8 +80,7 @@ class AnnealingPath:
         else:
             check_time(self.schedule, self.t_start, "t_start")
             object.__setattr__(self, "t_start", float(self.t_start))
-        if not isinstance(self.denoise, bool):
-            raise TypeError(f"`denoise` must be True or False, got {self.denoise!r}.")
+        check_flag(self.denoise, "denoise")
         if self.spacing is None:
             object.__setattr__(self, "spacing", self.schedule.default_spacing)
         check_choice(self.spacing, "spacing", SPACINGS)

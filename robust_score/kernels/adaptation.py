@@ -27,6 +27,7 @@ from jax.flatten_util import ravel_pytree
 from robust_score._checks import (
     check_callable,
     check_count,
+    check_flag,
     check_fraction,
     check_inverse_mass_matrix,
     check_mass_matches_position,
@@ -261,8 +262,7 @@ def mala_adaptation(
         check_callable(score_fn, "score_fn")
     check_positive_scalar(initial_step_size, "initial_step_size")
     check_fraction(target_acceptance_rate, "target_acceptance_rate")
-    if not isinstance(adapt_mass_matrix, bool):
-        raise TypeError(f"`adapt_mass_matrix` must be True or False, got {adapt_mass_matrix!r}.")
+    check_flag(adapt_mass_matrix, "adapt_mass_matrix")
     resolve_dense_mass(dense_mass, 0)  # the type check; the size is known at `run`
     if inverse_mass_matrix is not None:
         inverse_mass_matrix = check_inverse_mass_matrix(inverse_mass_matrix)
@@ -411,8 +411,7 @@ def ula_adaptation(
     """
     check_callable(score_fn, "score_fn")
     check_fraction(step_fraction, "step_fraction")
-    if not isinstance(adapt_mass_matrix, bool):
-        raise TypeError(f"`adapt_mass_matrix` must be True or False, got {adapt_mass_matrix!r}.")
+    check_flag(adapt_mass_matrix, "adapt_mass_matrix")
     resolve_dense_mass(dense_mass, 0)
     if inverse_mass_matrix is not None:
         inverse_mass_matrix = check_inverse_mass_matrix(inverse_mass_matrix)

@@ -6,6 +6,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import unconstrain_fn
 
+from robust_score._checks import check_flag
 from robust_score.numpyro.score_langevin import ScoreLangevin
 from robust_score.run_health import (
     RunProblem,
@@ -41,8 +42,7 @@ def check_run(mcmc, *, warn: bool = True) -> list[RunProblem]:
 
     The thresholds and their measurements are in :mod:`robust_score.run_health`.
     """
-    if not isinstance(warn, bool):
-        raise TypeError(f"`warn` must be True or False, got {warn!r}.")
+    check_flag(warn, "warn")
     try:
         state = mcmc.last_state
         samples = mcmc.get_samples(group_by_chain=True)

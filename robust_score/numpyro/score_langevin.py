@@ -31,6 +31,7 @@ from numpyro.infer.initialization import init_to_uniform
 from robust_score._checks import (
     check_callable,
     check_finite_start,
+    check_flag,
     check_fraction,
     check_inverse_mass_matrix,
     check_mass_matches_position,
@@ -522,8 +523,7 @@ class ScoreLangevin(ScoreKernelBase):
             ("adapt_step_size", adapt_step_size),
             ("adapt_mass_matrix", adapt_mass_matrix),
         ):
-            if not isinstance(value, bool):
-                raise TypeError(f"`{name}` must be True or False, got {value!r}.")
+            check_flag(value, name)
         resolve_dense_mass(dense_mass, 0)  # the type check; the size is known at `init`
         if inverse_mass_matrix is not None:
             inverse_mass_matrix = check_inverse_mass_matrix(inverse_mass_matrix)
