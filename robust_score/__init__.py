@@ -8,13 +8,21 @@ that tell when Langevin is trapped.
     tree = rs.run(algorithm, key, initial_positions, num_steps=1000)   # an xarray.DataTree
 
 The public names load on first use: ``import robust_score`` alone imports neither JAX nor
-the samplers, so the ``robust-score`` command answers ``--help`` at once.
+the samplers, so the ``robust-score`` command answers ``--help`` at once. It changes nothing
+in the import system: ``rs.run`` is the function, and the module that defines it is
+:mod:`robust_score.sampling`.
+
+NumPyro is imported whole (``import numpyro``) before ArviZ by each module that imports
+ArviZ, and before NumPyro's submodules by :mod:`robust_score.numpyro` (for all its modules)
+and the checks. arviz_base otherwise registers ``numpyro`` as a lazily loaded module, and
+when that load is set off by an import of a submodule (``from numpyro.infer import MCMC``),
+``numpyro.infer`` is executed a second time, into a module without its submodule
+attributes: ``numpyro.infer.util`` and ``arviz_base.from_numpyro`` (which reads
+``numpyro.infer.initialization``) then fail. A plain ``import numpyro`` loads such a lazy
+module whole, so this holds also when the user imported arviz_base first.
 """
 
 import importlib as _importlib
-import sys as _sys
-import types as _types
-from importlib import abc as _abc
 from importlib import metadata as _metadata
 
 try:
@@ -47,38 +55,11 @@ __all__ = [
 ]
 
 
-class _NumpyroBeforeArviz(_abc.MetaPathFinder):
-    """Imports numpyro before arviz_base, whatever imports arviz_base first (``rs.run``, the
-    diagnostics, user code). arviz_base.io_numpyro loads numpyro through lazy_loader, and a
-    numpyro imported under that lazy module leaves its submodules off their parents'
-    attributes: ``numpyro.infer.util`` and ``arviz_base.from_numpyro`` (which reads
-    ``numpyro.infer.initialization``) then fail. Finds nothing itself."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname == "arviz_base" and "numpyro" not in _sys.modules:
-            import numpyro  # noqa: F401
-
-        return None
-
-
-if not any(type(finder).__name__ == "_NumpyroBeforeArviz" for finder in _sys.meta_path):
-    _sys.meta_path.insert(0, _NumpyroBeforeArviz())
-
-
 def _load() -> dict:
     """Import the library and bind its public names here (once; later calls are free)."""
     namespace = globals()
     if "ula" in namespace:
         return namespace
-    import numpyro.infer as numpyro_infer
-
-    # When arviz_base (which registers `numpyro` through lazy_loader) was imported before
-    # robust_score, numpyro.infer.initialization ends up in sys.modules but not as an
-    # attribute of numpyro.infer, and arviz_base.from_numpyro, which reads it as one, fails.
-    # Re-attach it. (After `import robust_score`, _NumpyroBeforeArviz keeps the order.)
-    if not hasattr(numpyro_infer, "initialization"):
-        numpyro_infer.initialization = _sys.modules["numpyro.infer.initialization"]
-
     from blackjax import GenerateSamplingAPI
 
     # import_module, not `from robust_score import ...`, which would ask __getattr__ again
@@ -91,8 +72,8 @@ def _load() -> dict:
     from robust_score.kernels.adaptation import mala_adaptation, ula_adaptation
     from robust_score.kernels.annealed_langevin import AnnealedLangevin
     from robust_score.kernels.reverse_diffusion import ReverseDiffusion
-    from robust_score.run import DivergenceWarning, RunState, run, sample_chains
-    from robust_score.run_health import ConvergenceWarning, StepSizeWarning
+    from robust_score.run_health import ConvergenceWarning, DivergenceWarning, StepSizeWarning
+    from robust_score.sampling import RunState, run, sample_chains
 
     def factory(module):
         return GenerateSamplingAPI(module.as_top_level_api, module.init, module.build_kernel)
@@ -131,20 +112,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted([*__all__, "__version__"])
-
-
-class _Package(_types.ModuleType):
-    """``rs.run`` is the function even once the submodule ``robust_score.run`` is imported:
-    the import system then sets the package's attribute ``run`` to the submodule (which
-    stays reachable as ``sys.modules["robust_score.run"]``)."""
-
-    @property
-    def run(self):
-        return _load()["run"]
-
-    @run.setter
-    def run(self, value):
-        pass
-
-
-_sys.modules[__name__].__class__ = _Package

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from robust_score._checks import check_count, check_event_shape, check_flag, check_float_dtype
 from robust_score.kernels._annealing import AnnealingPath
-from robust_score.run import _as_mesh, _constrain, _gather_to_host, _spans_processes
+from robust_score.sampling import _as_mesh, _constrain, _gather_to_host, _spans_processes
 
 __all__ = ["sample_batch"]
 

@@ -9,8 +9,8 @@ Each problem is a warning that names it and its remedy:
   beyond that, for a bounded cost at the end of every ``rs.run``).
 - :class:`StepSizeWarning`: the warm-up shrank the step until a move spans less than
   ``MIN_STEP_OVER_SCALE`` of the posterior's sd along some coordinate.
-- ``rs.DivergenceWarning``: more than ``MAX_DIVERGENT_FRACTION`` of the moves after
-  warm-up diverged.
+- :class:`DivergenceWarning` (``rs.DivergenceWarning``): more than
+  ``MAX_DIVERGENT_FRACTION`` of the moves after warm-up diverged.
 
 ``rs.run`` warns about the first (it counts divergent draws itself);
 :func:`robust_score.numpyro.check_run` about all three after a NumPyro run.
@@ -22,8 +22,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from robust_score.run import DivergenceWarning
-
 __all__ = [
     "MAX_CHECKED_VALUES",
     "MAX_DIVERGENT_FRACTION",
@@ -32,6 +30,7 @@ __all__ = [
     "MIN_STEP_OVER_SCALE",
     "RHAT_THRESHOLD",
     "ConvergenceWarning",
+    "DivergenceWarning",
     "RunProblem",
     "StepSizeWarning",
     "convergence_problems",
@@ -68,6 +67,12 @@ _REMEDY = (
 
 class ConvergenceWarning(RuntimeWarning):
     """The chains disagree (R̂) or hold too few effective draws (bulk ESS) to trust."""
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Some draws of a run were flagged divergent: a non-finite position, score or density,
+    a MALA move whose log acceptance ratio fell below its divergence threshold, or a ULA
+    move stiffer than its step (see each kernel's ``Info.is_divergent``)."""
 
 
 class StepSizeWarning(RuntimeWarning):
@@ -112,6 +117,7 @@ def convergence_problems(draws, names: Sequence[str] | None = None) -> list[RunP
     ``(chain, draw, k)`` array with a name per coordinate in ``names``), by ``arviz_stats``.
     Nothing is judged below ``MIN_DRAWS`` draws per chain; R̂ needs two chains. Non-finite
     draws are left to the divergence checks."""
+    import numpyro  # isort: skip  # noqa: F401  (before ArviZ: robust_score/__init__.py)
     import arviz_stats
 
     if isinstance(draws, Mapping):

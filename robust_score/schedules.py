@@ -114,6 +114,16 @@ class Schedule:
         return times.at[0].set(t_start).at[-1].set(self.t_min)
 
 
+def check_schedule(schedule, name: str = "schedule") -> None:
+    """``schedule`` must be a :class:`Schedule`. Kept beside the class rather than in
+    :mod:`robust_score._checks`, which this module imports."""
+    if not isinstance(schedule, Schedule):
+        raise TypeError(
+            f"`{name}` must be a robust_score.schedules.Schedule (e.g. rs.schedules.vp()), "
+            f"got {type(schedule).__name__}."
+        )
+
+
 @dataclass(frozen=True)
 class VPSchedule(Schedule):
     """Variance preserving, linear ``beta(t) = beta_min + t (beta_max - beta_min)``."""

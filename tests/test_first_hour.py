@@ -83,14 +83,21 @@ def test_reproduce_forwards_its_options(monkeypatch):
         cli.main(["reproduce", "--seed", "three"])
 
 
-def test_the_lazy_namespace_keeps_rs_run_the_function():
-    # importing the submodule robust_score.run first must not make `rs.run` the module
+def test_the_lazy_namespace_keeps_rs_run_the_function_and_the_import_system_as_it_was():
+    # rs.run's module is robust_score.sampling: importing it first leaves `rs.run` the
+    # function, with no import hook and no module class of the package's own
     code = (
-        "import robust_score.run\n"
+        "import sys, types\n"
+        "finders = list(sys.meta_path)\n"
+        "import robust_score\n"
+        "assert sys.meta_path == finders\n"
+        "import robust_score.sampling\n"
         "import robust_score as rs\n"
         "assert callable(rs.run) and rs.run.__name__ == 'run', rs.run\n"
         "assert not hasattr(rs, 'sys')\n"
         "from robust_score import ula, scores\n"
+        "assert type(rs) is types.ModuleType\n"
+        "assert not any(type(f).__module__.startswith('robust_score') for f in sys.meta_path)\n"
         "print(sorted(set(rs.__all__) - set(dir(rs))))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -98,12 +105,22 @@ def test_the_lazy_namespace_keeps_rs_run_the_function():
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("first", ["arviz_base", "robust_score.run"])
-def test_numpyro_loads_before_arviz_base_whatever_imports_it_first(first):
-    # arviz_base loads numpyro lazily, and a numpyro imported under that lazy module leaves
-    # numpyro.infer.util (and .initialization, which from_numpyro reads) off numpyro.infer
+@pytest.mark.parametrize(
+    "first",
+    [
+        "import arviz_base\nimport robust_score as rs\nrs.run",  # the user's ArviZ first
+        "import robust_score.sampling",  # a module of the package imports ArviZ first
+        "import arviz_base\nimport robust_score.numpyro",  # NumPyro's submodules after ArviZ
+    ],
+)
+def test_numpyro_loads_whole_whatever_imports_arviz_base_first(first):
+    # arviz_base loads numpyro lazily, and a numpyro whose lazy load a submodule import sets
+    # off leaves numpyro.infer.util (and .initialization, which from_numpyro reads) off
+    # numpyro.infer: the package's modules import numpyro whole before ArviZ or a submodule
     code = (
-        f"import robust_score, {first}, numpyro.infer\n"
+        f"{first}\n"
+        "from numpyro.infer import MCMC\n"
+        "import numpyro.infer\n"
         "print(hasattr(numpyro.infer, 'util'), hasattr(numpyro.infer, 'initialization'))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

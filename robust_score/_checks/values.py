@@ -1,5 +1,6 @@
-"""Checks of single values: numbers, counts, choices, keys, callables, dtypes, schedules and
-times."""
+"""Checks of single values: numbers, counts, choices, keys, callables, dtypes and times (the
+check that a value is a schedule is :func:`robust_score.schedules.check_schedule`, beside the
+class, since the schedules use these checks)."""
 
 import math
 from collections.abc import Sequence
@@ -20,7 +21,6 @@ __all__ = [
     "check_positive_scalar",
     "check_sampler_or_kernel",
     "check_sampling_algorithm",
-    "check_schedule",
     "check_time",
     "check_time_range",
     "check_widths",
@@ -105,16 +105,6 @@ def check_fraction(value, name: str) -> None:
         raise ValueError(f"`{name}` must lie in (0, 1), got {value}.")
 
 
-def check_schedule(schedule, name: str = "schedule") -> None:
-    from robust_score.schedules import Schedule  # schedules use these checks too
-
-    if not isinstance(schedule, Schedule):
-        raise TypeError(
-            f"`{name}` must be a robust_score.schedules.Schedule (e.g. rs.schedules.vp()), "
-            f"got {type(schedule).__name__}."
-        )
-
-
 def check_time(schedule, t, name: str = "t") -> None:
     """``t`` must be a Python number in the schedule's range ``[t_min, T]``."""
     if isinstance(t, bool) or not isinstance(t, int | float):
@@ -196,6 +186,7 @@ def check_sampler_or_kernel(value, name: str = "sampler") -> str:
     """What ``value`` is, for code that runs either kind of sampler: ``"numpyro mcmc"`` (a
     ``numpyro.infer.MCMC``), ``"numpyro kernel"`` (a ``numpyro.infer.mcmc.MCMCKernel``) or
     ``"blackjax"`` (anything with ``init`` and ``step``); a ``TypeError`` otherwise."""
+    import numpyro  # noqa: F401  (whole, before a submodule: see robust_score/__init__.py)
     from numpyro.infer.mcmc import MCMCKernel
 
     if hasattr(value, "get_samples") and hasattr(value, "sampler") and hasattr(value, "run"):

@@ -8,6 +8,7 @@ in: the latent sample sites only (no deterministic or observed site), each mappe
 import warnings
 from typing import NamedTuple
 
+import numpyro  # isort: skip  # noqa: F401  (before ArviZ: see robust_score/__init__.py)
 import arviz_base
 import jax
 import jax.numpy as jnp

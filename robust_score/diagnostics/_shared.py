@@ -5,6 +5,7 @@ import math
 import warnings
 from typing import NamedTuple
 
+import numpyro  # isort: skip  # noqa: F401  (before ArviZ: see robust_score/__init__.py)
 import arviz_stats
 import jax
 import numpy as np
@@ -114,9 +115,9 @@ def check_dim(matrix, dim, name, other="the posterior draws"):
 
 
 def run_quietly(sampler, rng_key, positions, num_steps: int, thin: int = 1):
-    """The positions of ``rs.run.sample_chains`` without its warnings (divergent chains are
+    """The positions of ``rs.sample_chains`` without its warnings (divergent chains are
     reported by the checks)."""
-    from robust_score.run import sample_chains
+    from robust_score.sampling import sample_chains
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,6 +1,7 @@
 """Figures for trap reports, drawn with arviz-plots. They read only a report's public
 attributes: ``checks`` (through ``report.get``) and ``draws``."""
 
+import numpyro  # isort: skip  # noqa: F401  (before ArviZ: see robust_score/__init__.py)
 import numpy as np
 import xarray as xr
 from arviz_base import from_dict

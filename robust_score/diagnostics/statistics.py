@@ -7,6 +7,7 @@ dim)``)."""
 import math
 from functools import partial
 
+import numpyro  # isort: skip  # noqa: F401  (before ArviZ: see robust_score/__init__.py)
 import arviz_stats
 import jax
 import jax.numpy as jnp

@@ -25,13 +25,12 @@ from robust_score._checks import (
     check_callable,
     check_choice,
     check_flag,
-    check_schedule,
     check_time,
     check_time_score_output,
     default_float_dtype,
 )
 from robust_score.kernels.integrators import all_finite
-from robust_score.schedules import SPACINGS, Schedule
+from robust_score.schedules import SPACINGS, Schedule, check_schedule
 
 __all__ = [
     "AnnealingPath",

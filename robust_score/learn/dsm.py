@@ -18,13 +18,12 @@ from robust_score._checks import (
     check_count,
     check_data_matrix,
     check_positive_scalar,
-    check_schedule,
     check_time,
     check_time_range,
     check_widths,
 )
 from robust_score.learn.network import MLP, Normalizer, eps_prediction, init_network, log_snr
-from robust_score.schedules import Schedule
+from robust_score.schedules import Schedule, check_schedule
 from robust_score.scores.adapters import ScoreAtTime, at_time, from_eps_prediction
 
 __all__ = ["TrainedScore", "TrainingSettings", "dsm_loss", "sample_times", "train_dsm"]

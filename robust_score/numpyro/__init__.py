@@ -12,6 +12,8 @@ The classes are thin ``numpyro.infer.mcmc.MCMCKernel`` shells over the kernels i
 ``rs.reverse_diffusion`` / ``rs.annealed_langevin`` run, in NumPyro's unconstrained space.
 """
 
+import numpyro  # noqa: F401  (whole, before any submodule: see robust_score/__init__.py)
+
 from robust_score.numpyro.run_check import check_run
 from robust_score.numpyro.score_diffusion import ScoreDiffusion, ScoreDiffusionState
 from robust_score.numpyro.score_langevin import ScoreLangevin, ScoreLangevinState

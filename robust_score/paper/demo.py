@@ -16,6 +16,7 @@ import time
 import warnings
 from typing import NamedTuple
 
+import numpyro  # isort: skip  # noqa: F401  (before ArviZ: see robust_score/__init__.py)
 import arviz_stats
 import jax
 import jax.numpy as jnp

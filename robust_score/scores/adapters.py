@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from robust_score._checks import check_callable, check_schedule, check_time
-from robust_score.schedules import Schedule
+from robust_score._checks import check_callable, check_time
+from robust_score.schedules import Schedule, check_schedule
 
 __all__ = [
     "ScoreAtTime",

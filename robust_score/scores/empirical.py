@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from robust_score._checks import check_data_matrix, check_schedule
-from robust_score.schedules import Schedule
+from robust_score._checks import check_data_matrix
+from robust_score.schedules import Schedule, check_schedule
 
 __all__ = ["empirical_logdensity", "empirical_score"]
 

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from robust_score._checks import check_callable, check_schedule
-from robust_score.schedules import Schedule
+from robust_score._checks import check_callable
+from robust_score.schedules import Schedule, check_schedule
 
 __all__ = [
     "from_logdensity",

@@ -17,9 +17,8 @@ from robust_score._checks import (
     check_callable,
     check_data_matrix,
     check_positive_scalar,
-    check_schedule,
 )
-from robust_score.schedules import Schedule
+from robust_score.schedules import Schedule, check_schedule
 
 __all__ = [
     "center_trap",

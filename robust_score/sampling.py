@@ -5,6 +5,7 @@ import warnings
 from functools import partial
 from typing import Any, NamedTuple
 
+import numpyro  # isort: skip  # noqa: F401  (before ArviZ: see robust_score/__init__.py)
 import arviz_base
 import jax
 import jax.numpy as jnp
@@ -24,14 +25,9 @@ from robust_score._checks import (
     check_sampling_algorithm,
     explain_failed_init,
 )
+from robust_score.run_health import DivergenceWarning, warn_about_run
 
-__all__ = ["run", "sample_chains", "RunState", "DivergenceWarning"]
-
-
-class DivergenceWarning(RuntimeWarning):
-    """Some draws of a run were flagged divergent: a non-finite position, score or density,
-    a MALA move whose log acceptance ratio fell below its divergence threshold, or a ULA
-    move stiffer than its step (see each kernel's ``Info.is_divergent``)."""
+__all__ = ["run", "sample_chains", "RunState"]
 
 
 class RunState(NamedTuple):
@@ -148,9 +144,6 @@ def run(
     first_draw = initial_positions.num_draws if resumed else 0
     labels = {"var_names": var_names, "dims": dims, "coords": coords, "first_draw": first_draw}
     tree = _to_datatree(positions, stats, chains, num_warmup=num_warmup, thin=thin, **labels)
-    # R̂ and bulk ESS, each with its remedy (robust_score.run_health imports this module)
-    from robust_score.run_health import warn_about_run
-
     warn_about_run(tree, stacklevel=2)
     return (tree, final) if return_state else tree
 
