@@ -23,7 +23,10 @@ from robust_score._checks.arrays import (
 )
 from robust_score._checks.numpyro import (
     check_continuous,
+    check_dense_mass,
     check_finite_start,
+    check_inverse_mass_blocks,
+    check_mass_structure,
     check_model_arguments,
     check_model_or_potential,
     check_site_fn,
@@ -51,6 +54,9 @@ __all__ = [
     "check_chain_axis",
     "check_choice",
     "check_continuous",
+    "check_dense_mass",
+    "check_inverse_mass_blocks",
+    "check_mass_structure",
     "check_count",
     "check_data_matrix",
     "check_flag",

@@ -11,6 +11,9 @@ from robust_score._checks.arrays import check_score_output
 
 __all__ = [
     "check_continuous",
+    "check_dense_mass",
+    "check_inverse_mass_blocks",
+    "check_mass_structure",
     "check_finite_start",
     "check_model_arguments",
     "check_model_or_potential",
@@ -109,3 +112,70 @@ def _site_name(path) -> str:
     if len(path) == 1 and isinstance(path[0], jax.tree_util.DictKey):
         return str(path[0].key)
     return jax.tree_util.keystr(path) or "the position"
+
+
+def check_dense_mass(dense_mass) -> None:
+    """NumPyro's forms: ``True``/``False``, ``None`` (our size rule), or a list of tuples of
+    site names (dense blocks; the other sites share one diagonal block)."""
+    if dense_mass is None or isinstance(dense_mass, bool):
+        return
+    if isinstance(dense_mass, list) and all(
+        isinstance(block, tuple) and block and all(isinstance(n, str) for n in block)
+        for block in dense_mass
+    ):
+        return
+    raise TypeError(
+        "`dense_mass` must be True (dense), False (diagonal), None (dense up to 50 "
+        "dimensions, diagonal above) or, for a model, a list of tuples of site names "
+        f"(dense blocks, e.g. [('w',), ('x', 'y')]), got {dense_mass!r}."
+    )
+
+
+def check_inverse_mass_blocks(inverse_mass_matrix, check_block: Callable):
+    """An array, or NumPyro's dict of blocks keyed by tuples of site names, each block
+    checked by ``check_block(value, name)``; returned with checked arrays."""
+    if not isinstance(inverse_mass_matrix, Mapping):
+        return check_block(inverse_mass_matrix, "inverse_mass_matrix")
+    checked = {}
+    for sites, block in inverse_mass_matrix.items():
+        if not (isinstance(sites, tuple) and sites and all(isinstance(n, str) for n in sites)):
+            raise TypeError(
+                "`inverse_mass_matrix` as a dict must be keyed by tuples of site names (e.g. "
+                f"{{('x',): jnp.ones(3)}}), got the key {sites!r}."
+            )
+        checked[sites] = check_block(block, f"inverse_mass_matrix[{sites!r}]")
+    return checked
+
+
+def check_mass_structure(dense_mass, inverse_mass_matrix, z) -> None:
+    """The site names of ``dense_mass`` blocks and of a dict ``inverse_mass_matrix`` must be
+    latent sites of the model, each site in at most one block, each block the size of its
+    sites; an array mass over a model must cover all of its sites."""
+    sizes = {name: int(np.size(value)) for name, value in z.items()}
+    blocks = list(dense_mass) if isinstance(dense_mass, list) else []
+    if isinstance(inverse_mass_matrix, Mapping):
+        blocks += [sites for sites in inverse_mass_matrix if sites not in blocks]
+    seen = set()
+    for sites in blocks:
+        unknown = sorted(set(sites) - set(sizes))
+        if unknown:
+            raise ValueError(
+                f"the mass block {sites!r} names {unknown}, which are not latent sites of the "
+                f"model (its latent sites: {sorted(sizes)})."
+            )
+        if seen & set(sites):
+            raise ValueError(
+                f"the sites {sorted(seen & set(sites))} are in more than one mass block "
+                "(`dense_mass` and the keys of `inverse_mass_matrix` must not overlap)."
+            )
+        seen |= set(sites)
+    if not isinstance(inverse_mass_matrix, Mapping):
+        return
+    for sites, block in inverse_mass_matrix.items():
+        size = sum(sizes[name] for name in sites)
+        if jnp.shape(block)[0] != size:
+            raise ValueError(
+                f"`inverse_mass_matrix[{sites!r}]` has shape {jnp.shape(block)}, but the sites "
+                f"{list(sites)} have {size} unconstrained values: expected ({size},) or "
+                f"({size}, {size})."
+            )

@@ -98,7 +98,12 @@ def check_positive_scalar(value, name: str) -> None:
 
 
 def check_fraction(value, name: str) -> None:
-    """``value`` must be a number strictly between 0 and 1."""
+    """``value`` must be a number strictly between 0 and 1 (a traced scalar, e.g. an argument
+    of a jitted function that builds a kernel, is checked for its shape only)."""
+    if isinstance(value, jax.core.Tracer):
+        if jnp.ndim(value) != 0:
+            raise ValueError(f"`{name}` must be a scalar, got shape {jnp.shape(value)}.")
+        return
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
         raise TypeError(f"`{name}` must be a number in (0, 1), got {value!r}.")
     if not 0 < value < 1:

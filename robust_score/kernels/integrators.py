@@ -22,6 +22,7 @@ from blackjax.util import generate_gaussian_noise, linear_map
 from jax.flatten_util import ravel_pytree
 
 __all__ = [
+    "BlockMass",
     "DenseMass",
     "all_finite",
     "factor_mass",
@@ -52,6 +53,32 @@ class DenseMass(NamedTuple):
         return unravel(linear_map(matrix.T if trans else matrix, flat))
 
 
+class BlockMass(NamedTuple):
+    """NumPyro's structured mass over a dict position: blocks keyed by tuples of site names,
+    each dense or diagonal over its sites raveled in the tuple's order, held as NumPyro's
+    factors (``mass_matrix_sqrt_inv`` is ``Uᵀ`` with ``U Uᵀ = M⁻¹``, or ``sqrt(M⁻¹)`` for a
+    diagonal block; ``mass_matrix_sqrt`` its inverse). ``scale`` is BlackJAX's
+    ``Metric.scale``, block by block, with ``L = U``."""
+
+    mass_matrix_sqrt: dict
+    mass_matrix_sqrt_inv: dict
+
+    def scale(self, position, element, *, inv: bool, trans: bool):
+        del position
+        scaled = {}
+        for sites, sqrt_inv in self.mass_matrix_sqrt_inv.items():
+            flat, unravel = ravel_pytree(tuple(element[name] for name in sites))
+            factor = sqrt_inv if inv else self.mass_matrix_sqrt[sites]
+            if jnp.ndim(factor) == 1:
+                flat = factor * flat
+            else:
+                # L = U = (sqrt_inv)ᵀ and L⁻ᵀ = sqrt
+                matrix = factor.T if inv else factor
+                flat = linear_map(matrix.T if trans else matrix, flat)
+            scaled.update(zip(sites, unravel(flat), strict=True))
+        return scaled
+
+
 def factor_mass(inverse_mass_matrix):
     """``inverse_mass_matrix`` ready for the moves: a 2-D matrix becomes a :class:`DenseMass`,
     factorized as BlackJAX's Euclidean metric factorizes it (so the moves are the same); a 1-D
@@ -71,7 +98,7 @@ def metric_from(inverse_mass_matrix):
     or 2-D array; a ``Metric`` already built passes through), or a :class:`DenseMass` itself;
     ``None`` (the identity) stays ``None``. A 2-D array is factorized here: build it once,
     outside a loop, where it is fixed, or carry a :class:`DenseMass` (:func:`factor_mass`)."""
-    if inverse_mass_matrix is None or isinstance(inverse_mass_matrix, DenseMass):
+    if inverse_mass_matrix is None or isinstance(inverse_mass_matrix, DenseMass | BlockMass):
         return inverse_mass_matrix
     return default_metric(inverse_mass_matrix)
 

@@ -31,6 +31,7 @@ __all__ = [
     "logdensity_and_drift",
     "mh_log_ratio",
     "propose",
+    "reasonable_step_size",
 ]
 
 # A MALA move is one leapfrog step of HMC with fresh momentum, and its MH log ratio is minus
@@ -119,6 +120,42 @@ def propose(
     position = langevin_step(rng_key, state.position, state.score, step_size, metric)
     proposal = MALAState(position, *logdensity_and_drift(logdensity_fn, score_fn)(position))
     return proposal, mh_log_ratio(state, proposal, step_size, metric)
+
+
+def reasonable_step_size(
+    rng_key, state: MALAState, logdensity_fn, step_size, score_fn=None, metric=None, target=0.574
+) -> jax.Array:
+    """A step whose proposal from ``state`` is accepted with probability about ``target``:
+    the step is doubled while the acceptance probability stays above ``target`` or halved
+    while it stays below, with one fixed noise draw (so the probability moves with the step
+    alone), and the last step on the accepting side is returned. NumPyro's
+    ``find_reasonable_step_size`` for HMC, for one Langevin move."""
+    dtype = jnp.result_type(step_size)
+    finfo = jnp.finfo(dtype)
+
+    def accepts(log_step_size):
+        _, log_ratio = propose(
+            rng_key, state, logdensity_fn, jnp.exp(log_step_size), score_fn, metric
+        )
+        return jnp.isfinite(log_ratio) & (log_ratio >= jnp.log(target))
+
+    start = jnp.log(jnp.asarray(step_size, dtype))
+    direction = jnp.where(accepts(start), 1.0, -1.0).astype(dtype)
+
+    def keep_going(carry):
+        log_step_size, count = carry
+        still_same_side = accepts(log_step_size) == (direction > 0)
+        in_range = (log_step_size > jnp.log(finfo.tiny)) & (log_step_size < jnp.log(finfo.max))
+        return still_same_side & in_range & (count < 100)
+
+    def double_or_halve(carry):
+        log_step_size, count = carry
+        return log_step_size + direction * jnp.log(2.0).astype(dtype), count + 1
+
+    last, _ = jax.lax.while_loop(keep_going, double_or_halve, (start, 0))
+    # doubling stops at the first rejected step: the one before it was accepted
+    accepted = jnp.where(direction > 0, last - jnp.log(2.0).astype(dtype), last)
+    return jnp.exp(accepted)
 
 
 def build_kernel(divergence_threshold: float = DIVERGENCE_THRESHOLD):

@@ -129,7 +129,7 @@ def build_kernel(stiffness_threshold: float = STIFFNESS_THRESHOLD):
 
 
 def build_shadow_kernel(
-    max_log_ratio_drop: float = jnp.inf, stiffness_threshold: float = STIFFNESS_THRESHOLD
+    divergence_threshold: float = jnp.inf, stiffness_threshold: float = STIFFNESS_THRESHOLD
 ):
     """ULA that also reports MALA's acceptance probability of each move without rejecting it,
     the move the NumPyro kernel makes (its step-size adaptation targets that probability):
@@ -139,7 +139,7 @@ def build_shadow_kernel(
 
     The position moves as :func:`build_kernel`'s does (the same integrator, key and drift).
     A move is refused and flagged divergent when the MH log ratio is non-finite (a
-    non-finite position, score or log density) or below ``-max_log_ratio_drop``: at a step
+    non-finite position, score or log density) or below ``-divergence_threshold``: at a step
     too large for the local curvature ULA runs away geometrically, and that is where the
     ratio collapses first. A move whose :func:`move_stiffness` exceeds
     ``stiffness_threshold`` is taken and flagged divergent, as in :func:`build_kernel`.
@@ -157,7 +157,7 @@ def build_shadow_kernel(
         proposal, log_ratio = mala.propose(
             rng_key, state, logdensity_fn, step_size, score_fn, metric
         )
-        is_refused = ~jnp.isfinite(log_ratio) | ~(log_ratio > -max_log_ratio_drop)
+        is_refused = ~jnp.isfinite(log_ratio) | ~(log_ratio > -divergence_threshold)
         log_ratio = jnp.where(is_refused, -jnp.inf, log_ratio)
         acceptance_rate = jnp.exp(jnp.minimum(log_ratio, 0.0))
         new_state = jax.tree.map(

@@ -58,7 +58,7 @@ def check_run(mcmc, *, warn: bool = True) -> list[RunProblem]:
     if isinstance(mcmc.sampler, ScoreLangevin):
         adapt_state = state.adapt_state
         problems += step_size_problems(
-            adapt_state.step_size, _mass_diagonal(adapt_state), draws, names
+            adapt_state.step_size, _mass_diagonal(adapt_state, state.z), draws, names
         )
     if warn:
         warn_problems(problems, stacklevel=2)
@@ -90,13 +90,28 @@ def _unconstrained(mcmc, samples):
     return draws, coordinate_names(shapes)
 
 
-def _mass_diagonal(adapt_state):
-    """The diagonal of each chain's inverse mass matrix (``None``: the identity)."""
+def _mass_diagonal(adapt_state, z):
+    """The diagonal of each chain's inverse mass matrix over the raveled sites (sorted by
+    name), from one array or NumPyro's blocks keyed by site tuples (``None``: the
+    identity)."""
     imm = getattr(adapt_state, "inverse_mass_matrix", None)
     if imm is None:
         return None
-    imm = np.asarray(imm, np.float64)
     step_ndim = np.ndim(adapt_state.step_size)  # 1 with a chain axis
-    if imm.ndim - step_ndim == 2:
-        return np.diagonal(imm, axis1=-2, axis2=-1)
-    return imm
+
+    def diagonal(block):
+        block = np.asarray(block, np.float64)
+        if block.ndim - step_ndim == 2:
+            return np.diagonal(block, axis1=-2, axis2=-1)
+        return block
+
+    if not isinstance(imm, dict):
+        return diagonal(imm)
+    per_site = {}
+    for sites, block in imm.items():
+        values, offset = diagonal(block), 0
+        for name in sites:
+            size = int(np.prod(np.shape(z[name])[step_ndim:], dtype=int))
+            per_site[name] = values[..., offset : offset + size]
+            offset += size
+    return np.concatenate([per_site[name] for name in sorted(per_site)], axis=-1)

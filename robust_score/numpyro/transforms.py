@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from numpyro.distributions.transforms import biject_to
 from numpyro.handlers import seed, substitute, trace
+from numpyro.infer.initialization import init_to_uniform
 
 from robust_score._checks import check_callable, check_continuous
 
@@ -14,10 +15,13 @@ __all__ = ["constrained_score_to_unconstrained", "latent_sites"]
 
 
 def latent_sites(model, model_args=(), model_kwargs=None, rng_key=None):
-    """``{name: site}`` of the model's latent (non-observed) sample sites, from one trace."""
+    """``{name: site}`` of the model's latent (non-observed) sample sites, from one trace.
+    Continuous sites take their values from ``init_to_uniform``, not from their
+    distribution, so a site that cannot be sampled (``ImproperUniform``) is traced too."""
     model_kwargs = {} if model_kwargs is None else model_kwargs
     rng_key = jax.random.key(0) if rng_key is None else rng_key
-    model_trace = trace(seed(model, rng_key)).get_trace(*model_args, **model_kwargs)
+    model = substitute(seed(model, rng_key), substitute_fn=init_to_uniform)
+    model_trace = trace(model).get_trace(*model_args, **model_kwargs)
     return {
         name: site
         for name, site in model_trace.items()
