@@ -37,7 +37,7 @@ from numpyro.infer.hmc_util import (
     welford_covariance,
 )
 
-from robust_score.kernels.integrators import BlockMass, DenseMass
+from robust_score.kernels.integrators import BlockMass, DenseMass, metric_from
 from robust_score.kernels.mass import preconditioned_curvature, score_matched_mass
 
 __all__ = [
@@ -284,10 +284,10 @@ def base(
 
 
 def _bind(reading, state):
-    """``reading`` at the state's mass, as a thunk (read only by a curvature rule)."""
+    """``reading`` at the state's mass, as a thunk (read only by a curvature or search rule)."""
     if reading is None:
         return None
-    return lambda: reading(mass_of(state))
+    return lambda: reading(metric_from(mass_of(state)))
 
 
 def _copy(inverse_mass_matrix):
