@@ -200,10 +200,11 @@ def ula_adaptation(
     The rule: ``step_size = step_fraction / λ``, where ``λ`` is the score's largest curvature
     under the current mass at the chain's current position
     (:func:`preconditioned_curvature`: power iteration on Jacobian–vector products of the
-    score, 21 per estimate). It is set at the start and again whenever the mass changes; where
-    the estimate is not finite (a score with a kink there) the step is kept (at the start:
-    ``step_fraction``). For
-    a Gaussian target with the exact score ``λ = 1`` once the mass is the covariance, so the
+    score, 21 per estimate). It is set at the start, whenever the mass changes and at the end;
+    where the estimate is not finite (a score with a kink there) the step is kept (at the
+    start: ``step_fraction``). It is :class:`robust_score.numpyro.ScoreLangevin`'s ULA rule
+    too (:func:`~robust_score.kernels.window_adaptation.curvature_rule`). For a Gaussian target
+    with the exact score ``λ = 1`` once the mass is the covariance, so the
     step is ``step_fraction`` in whitened units; without a mass ``λ`` is the inverse of the
     smallest variance, so the step is that fraction of the smallest scale squared. A score
     stiffer than the draws' spread (a network trained at low noise, a memorizing score) gives
