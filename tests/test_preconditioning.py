@@ -277,7 +277,9 @@ def test_score_langevin_adapts_a_dense_mass_by_default():
         progress_bar=False,
     )
     mcmc.run(jax.random.key(0), extra_fields=("adapt_state.step_size", "accept_prob"))
-    adapted = np.asarray(mcmc.last_state.adapt_state.inverse_mass_matrix, np.float64)
+    # NUTS's form: one dense block over the one site
+    (adapted,) = mcmc.last_state.adapt_state.inverse_mass_matrix.values()
+    adapted = np.asarray(adapted, np.float64)
     assert adapted.shape == (4, 3, 3)
     # a Gaussian with the exact score: each chain's score-matched estimate is the covariance
     # up to the shrinkage (weight 0.3 / 100.3 in the last window, towards a mass already
@@ -306,9 +308,9 @@ def test_score_langevin_dense_rule_and_explicit_mass():
     for dim, ndim in ((50, 2), (51, 1)):
         # init alone builds the adaptation state: no sampling program to compile
         state = rs.numpyro.ScoreLangevin(model).init(jax.random.key(0), 30, None, (dim,), {})
-        assert state.adapt_state.inverse_mass_matrix.ndim == ndim
+        assert state.adapt_state.inverse_mass_matrix[("x",)].ndim == ndim
     fixed = jnp.linspace(0.5, 2.0, 4)
     kernel = rs.numpyro.ScoreLangevin(model, adapt_mass_matrix=False, inverse_mass_matrix=fixed)
     mcmc = MCMC(kernel, num_warmup=30, num_samples=2, progress_bar=False)
     mcmc.run(jax.random.key(0), 4)
-    np.testing.assert_array_equal(mcmc.last_state.adapt_state.inverse_mass_matrix, fixed)
+    np.testing.assert_array_equal(mcmc.last_state.adapt_state.inverse_mass_matrix[("x",)], fixed)
