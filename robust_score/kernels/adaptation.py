@@ -80,7 +80,7 @@ def _run_windows(move, core, state, adapt_state, rng_key, num_steps, windowed, r
             is_slow,
         )
         # a curvature reading's key, unused (and so free) under dual averaging
-        reading = reading_at(state.position, jax.random.fold_in(key, 1))
+        reading = reading_at(jax.random.fold_in(key, 1))
         adapt_state = jax.lax.cond(
             is_slow & is_window_end,
             lambda a: window_end(a, state.position, reading),
@@ -91,7 +91,7 @@ def _run_windows(move, core, state, adapt_state, rng_key, num_steps, windowed, r
 
     keys = jax.random.split(rng_key, num_steps)
     (state, adapt_state), history = jax.lax.scan(one_step, (state, adapt_state), (keys, schedule))
-    adapt_state = final(adapt_state, reading_at(state.position, jax.random.fold_in(rng_key, 2)))
+    adapt_state = final(adapt_state, state.position, reading_at(jax.random.fold_in(rng_key, 2)))
     return state, adapt_state, history
 
 
@@ -173,7 +173,7 @@ def mala_adaptation(
             rng_key,
             num_steps,
             adapt_mass_matrix,
-            lambda position, key: None,
+            lambda key: None,
         )
         return AdaptationResults(state, _parameters(adapt_state, dtype, preconditioned)), history
 
@@ -231,8 +231,8 @@ def ula_adaptation(
     step_rule = windows.curvature_rule(step_fraction)
     preconditioned = adapt_mass_matrix or inverse_mass_matrix is not None
 
-    def reading_at(position, key):
-        return windows.curvature_reading(score_fn, position, key)
+    def reading_at(key):
+        return windows.curvature_reading(score_fn, key)
 
     def run(rng_key, position, num_steps: int = 1000):
         check_count(num_steps, "num_steps")
@@ -248,7 +248,7 @@ def ula_adaptation(
             position,
             jnp.asarray(step_fraction, dtype),
             imm,
-            reading=reading_at(position, key_start),
+            reading=reading_at(key_start),
         )
 
         def move(key, state, adapt_state):

@@ -137,16 +137,23 @@ def score_langevin(
             return logdensity, score_fn
         return logdensity, jax.jacfwd(logdensity) if forward_mode_differentiation else None
 
-    def reading_at(state, logdensity, drift, rng_key):
-        """What the step rule reads at ``state``, as ``metric -> value``."""
+    def reading_at(logdensity, drift, rng_key):
+        """What the step rule reads, as ``(metric, position) -> value``."""
         if adjust:
             target = settings["target_accept_prob"]
             step_size = settings["initial_step_size"]
-            return lambda metric: mala.reasonable_step_size(
-                rng_key, state, logdensity, step_size, drift, metric, target
-            )
-        return lambda metric: preconditioned_curvature(
-            drift or jax.grad(logdensity), state.position, rng_key, metric
+
+            def search(metric, position):
+                state = mala.MALAState(
+                    position, *mala.logdensity_and_drift(logdensity, drift)(position)
+                )
+                return mala.reasonable_step_size(
+                    rng_key, state, logdensity, step_size, drift, metric, target
+                )
+
+            return search
+        return lambda metric, position: preconditioned_curvature(
+            drift or jax.grad(logdensity), position, rng_key, metric
         )
 
     def init_kernel(
@@ -196,7 +203,7 @@ def score_langevin(
             z,
             jnp.asarray(step_size, dtype),
             inverse_mass_matrix,
-            reading=reading_at(start, logdensity, drift, key_reading),
+            reading=reading_at(logdensity, drift, key_reading),
         )
         return _initial_state(rng_key, start, adapt_state)
 
@@ -214,7 +221,7 @@ def score_langevin(
         if settings["adapts"]:
             if phase is None:
                 phase = windows.warmup_phase(settings["schedule"], settings["num_warmup"], state.i)
-            reading = reading_at(new, logdensity, drift, random.fold_in(key_move, 1))
+            reading = reading_at(logdensity, drift, random.fold_in(key_move, 1))
             adapt_state = _adapt(settings, adapt_state, new, info, state.i, phase, reading)
         return _next_state(state, new, info, step_size, adapt_state, settings, rng_key)
 
@@ -233,7 +240,7 @@ def _adapt(settings, adapt_state, new, info, i, phase, reading):
         lambda: adapt_state,
         warmup,
         lambda: window_end(warmup(), new.position, reading),
-        lambda: final(warmup(), reading),
+        lambda: final(warmup(), new.position, reading),
     ]
     return jax.lax.switch(phase, branches)
 
