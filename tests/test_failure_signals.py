@@ -136,9 +136,10 @@ def _centred_eight_schools(sigma, y):
 
 
 def test_check_run_names_the_centred_funnel():
-    """Centred eight schools, MALA 4 x (200 + 150): measured worst R̂ 1.31 and bulk ESS 11
-    (θ₀; every one of the 10 quantities is flagged), against bounds of 1.01 and 100. The clean side: ``test_numpyro.test_mala_matches_nuts``
-    asserts ``check_run`` finds nothing on its eight-schools and logistic runs."""
+    """Centred eight schools, MALA 4 x (200 + 150): measured worst R̂ 1.31 and bulk ESS
+    11 (θ₀; every one of the 10 quantities is flagged), against bounds of 1.01 and 100. The
+    clean side: ``test_numpyro.test_mala_matches_nuts`` asserts ``check_run`` finds nothing
+    on its eight-schools and logistic runs."""
     sigma = jnp.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
     y = jnp.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
     mcmc = MCMC(
