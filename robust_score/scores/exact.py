@@ -51,15 +51,16 @@ def _as_array(value, name: str) -> np.ndarray:
 
 
 def _as_covariances(covs, num_components: int, dim: int, name: str) -> np.ndarray:
-    """Accept scalar / (K,) isotropic, (K, d) diagonal or (K, d, d) full covariances."""
+    """Accept scalar / (K,) isotropic, (K, d) diagonal or (K, d, d) full covariances. Isotropic
+    and diagonal ones come back as (K, d) variances, never as d x d matrices: O(d) memory and
+    time at the dimensions learned scores live at (d = 3,072 and up); full ones as (K, d, d),
+    symmetrized."""
     covs = _as_array(covs, name)
     if covs.ndim == 0:
         covs = np.broadcast_to(covs, (num_components,))
     if covs.shape == (num_components,):
-        covs = covs[:, None, None] * np.eye(dim)
-    elif covs.shape == (num_components, dim):
-        covs = np.stack([np.diag(c) for c in covs])
-    elif covs.shape != (num_components, dim, dim):
+        covs = np.repeat(covs[:, None], dim, axis=1)
+    if covs.shape not in ((num_components, dim), (num_components, dim, dim)):
         k, d = num_components, dim
         raise ValueError(
             f"`{name}` must match `means` ({k} components in dimension {d}): a scalar (one "
@@ -69,6 +70,8 @@ def _as_covariances(covs, num_components: int, dim: int, name: str) -> np.ndarra
         )
     if not np.all(np.isfinite(covs)):
         raise ValueError(f"`{name}` has non-finite entries.")
+    if covs.ndim == 2:
+        return covs
     transposed = np.swapaxes(covs, -1, -2)
     # float32 products such as Q diag Q^T are symmetric only to rounding
     if not np.allclose(covs, transposed, rtol=1e-4, atol=1e-6 * np.abs(covs).max()):
@@ -101,10 +104,11 @@ def _components(weights, means, covs, *, cov_name: str) -> _Components:
     if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
         raise ValueError("`weights` must be finite, non-negative and not all zero.")
     covs = _as_covariances(covs, num_components, dim, cov_name)
-    diagonals = np.diagonal(covs, axis1=-2, axis2=-1)
-    if np.array_equal(covs, diagonals[..., None] * np.eye(dim)):
-        # no rotation needed: skipping two (d, d) products per evaluation matters at d ~ 1000
-        eigvals, eigvecs = diagonals.copy(), None
+    if covs.ndim == 2:  # variances: no rotation, no d x d matrix
+        eigvals, eigvecs = covs.copy(), None
+    elif np.array_equal(covs, np.diagonal(covs, axis1=-2, axis2=-1)[..., None] * np.eye(dim)):
+        # a diagonal given in full: skipping two (d, d) products per evaluation matters at d ~ 1000
+        eigvals, eigvecs = np.diagonal(covs, axis1=-2, axis2=-1).copy(), None
     else:
         eigvals, eigvecs = np.linalg.eigh(covs)
     if np.any(eigvals <= 0):
