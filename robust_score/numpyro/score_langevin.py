@@ -35,7 +35,6 @@ from robust_score._checks import (
 from robust_score.kernels import mala, ula
 from robust_score.kernels import window_adaptation as windows
 from robust_score.kernels.mala import DIVERGENCE_THRESHOLD
-from robust_score.kernels.mass import preconditioned_curvature
 from robust_score.numpyro._common import ScoreKernelBase, mass_structure, phase_switch
 
 __all__ = ["ScoreLangevin", "ScoreLangevinState", "score_langevin"]
@@ -152,9 +151,7 @@ def score_langevin(
                 )
 
             return search
-        return lambda metric, position: preconditioned_curvature(
-            drift or jax.grad(logdensity), position, rng_key, metric
-        )
+        return windows.curvature_reading(drift or jax.grad(logdensity), rng_key)
 
     def init_kernel(
         init_params,
