@@ -4,20 +4,25 @@ ESS and ArviZ's usual checks cannot see when the chains share a start.
 .. code::
 
     report = rs.diagnostics.trap_report(tree, sampler=algorithm)
-    report.status            # "ok" | "warn" | "fail"
-    print(report)            # one line per check, with the reason
-    report[rs.diagnostics.RESTART].details   # one check's numbers, by its name
+    report.status            # "ok" | "unconverged" | "warn" | "fail"
+    report.finding           # what was found, e.g. "trapped", "inherited weights"
+    print(report)            # the headline, then one line per check with the reason
+    report[rs.diagnostics.RESTART].details   # one check's numbers, a typed NamedTuple
 
-Thresholds live in :mod:`robust_score.diagnostics.thresholds`.
+The input is parsed once (:func:`~robust_score.diagnostics.draws.parse_draws`), the other
+inputs validated once (:func:`~robust_score.diagnostics.inputs.gather`), and every check in
+:data:`CHECKS` runs on both; what they spend and how they grade is one
+:class:`Settings` object.
 """
 
 from robust_score.diagnostics.annealed import annealed_cross_check
 from robust_score.diagnostics.memorization import memorization_report
 from robust_score.diagnostics.reference import reference_comparison
-from robust_score.diagnostics.report import TrapReport, trap_report
+from robust_score.diagnostics.report import CHECKS, TrapReport, trap_report
 from robust_score.diagnostics.restart import restart_sensitivity
 from robust_score.diagnostics.result import (
     ANNEALED,
+    FINDINGS,
     MEMORIZATION,
     REFERENCE,
     RESTART,
@@ -27,6 +32,7 @@ from robust_score.diagnostics.result import (
     worst_status,
 )
 from robust_score.diagnostics.score_error import score_error_along_chain
+from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
 from robust_score.diagnostics.statistics import (
     energy_test,
     kernel_stein_discrepancy,
@@ -36,12 +42,16 @@ from robust_score.diagnostics.step_size import step_size_sensitivity
 
 __all__ = [
     "ANNEALED",
+    "CHECKS",
+    "DEFAULT_SETTINGS",
+    "FINDINGS",
     "MEMORIZATION",
     "REFERENCE",
     "RESTART",
     "SCORE_ERROR",
     "STEP_SIZE",
     "CheckResult",
+    "Settings",
     "TrapReport",
     "annealed_cross_check",
     "energy_test",

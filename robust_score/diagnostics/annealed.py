@@ -3,37 +3,32 @@ noise, and compare with the user's chains."""
 
 import dataclasses
 import functools
-import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from robust_score._checks import check_count, check_time
-from robust_score.diagnostics._data import as_datatree, as_sample_matrix, posterior_draws
-from robust_score.diagnostics._shared import (
-    check_dim,
-    compare,
-    describe,
-    energy_result,
-    flatten_draws,
-    numpy_rng,
-    pooled,
-    run_quietly,
-    second_half,
-    statistic_label,
-    too_short,
-)
-from robust_score.diagnostics.result import ANNEALED, CheckResult, skip_if_missing
-from robust_score.diagnostics.thresholds import ENERGY_FAIL, HOLDOUT_SIDE_MARGIN, MIN_KEPT_DRAWS
+from robust_score.diagnostics.comparison import compare
+from robust_score.diagnostics.draws import Draws
+from robust_score.diagnostics.explain import LABELS, describe
+from robust_score.diagnostics.inputs import Inputs, gather
+from robust_score.diagnostics.reference import SampleDetails, judge_against
+from robust_score.diagnostics.result import ANNEALED, CheckResult
+from robust_score.diagnostics.runners import flatten_draws, run_quietly
+from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
+from robust_score.diagnostics.statistics import numpy_rng
 
-__all__ = ["annealed_cross_check", "diffusion_draws"]
+__all__ = ["AnnealedDetails", "annealed_cross_check", "check_annealed", "diffusion_draws"]
 
-_EXPLANATIONS = {
-    "ok": "no statistic tells your chains from reverse diffusion with the same score",
-    "warn": "reverse diffusion with the same score differs somewhat from your chains",
-    "fail": "reverse diffusion with the same score lands elsewhere: Langevin is likely "
-    "trapped where the score is wrong",
-}
+
+class AnnealedDetails(NamedTuple):
+    """The comparison with reverse diffusion, where it was made, and, when held-out data
+    were compared with both sides, the deciding statistic's effect for each."""
+
+    sample: SampleDetails | None
+    compared_at: str
+    score_time: float | None
+    holdout_effects: dict | None = None  # {"chains": effect, "reverse diffusion": effect}
 
 
 def annealed_cross_check(
@@ -41,105 +36,108 @@ def annealed_cross_check(
     time_score_fn,
     schedule,
     *,
-    rng_key=None,
-    score_time: float | None = None,
+    score_time=None,
     holdout=None,
-    num_samples: int = 500,
-    num_steps: int = 200,
-    method: str = "sde",
-    max_points: int = 500,
+    rng_key=None,
+    settings=DEFAULT_SETTINGS,
 ) -> CheckResult:
     """Draw from the same (time) score with reverse diffusion, which starts from noise and
     so is robust to a score that is wrong only off the target, and compare with the chains.
 
     ``score_time``: the time of ``schedule`` whose score the chains ran with (a Langevin
-    chain with ``time_score_fn(., t)`` targets the noised law ``p_t``). The reverse diffusion
-    then stops at ``t`` without denoising, so both sides target the same law; ``None``
-    means the chains target the data (``t -> 0``) and the reference is denoised at
-    ``t_min``. ``details["compared_at"]`` says which.
+    chain with ``time_score_fn(., t)`` targets the noised law ``p_t``); reverse diffusion
+    then stops at ``t`` without denoising, so both sides target the same law. ``None``
+    means the chains target the data (denoised at ``t_min``).
 
     ``holdout`` (draws of the data the score was learned from, not used to train it): when
     the two samples differ, both are compared with the holdout, noised to the same level,
-    to say which side it takes. With a learned score the reference can be the wrong one:
-    reverse diffusion passes through every noise level, where the network may be worse than
-    at the chains' level. When the holdout sides with the chains, the result is a ``warn``
-    that says so, not a ``fail``.
+    to say which side it takes. When it sides with the chains, the result is a ``warn``
+    that says so, not a ``fail``: a learned score can be worse at the noise levels reverse
+    diffusion passes through than where the chains go.
     """
-    skipped = skip_if_missing(ANNEALED, time_score_fn, schedule)
-    if skipped is not None:
-        return skipped
-    for value, name in ((num_samples, "num_samples"), (max_points, "max_points")):
-        check_count(value, name, minimum=2)
-    if score_time is not None:
-        check_time(schedule, score_time, "score_time")
-    draws = posterior_draws(as_datatree(data))
-    user = second_half(draws)
-    reason = too_short(user.shape[1])
-    if reason is not None:
-        return CheckResult.skipped(ANNEALED, reason)
-    rng_key, rng = numpy_rng(rng_key)
-    rng_key, run_key = jax.random.split(rng_key)
-    annealed, compared_at = _draws_and_level(
-        time_score_fn, schedule, score_time, run_key, draws, num_samples, num_steps, method
+    draws, inputs = gather(
+        data, time_score_fn=time_score_fn, schedule=schedule, score_time=score_time, holdout=holdout
     )
-    comparison = compare(user, annealed, rng_key, rng, max_points, draws.slices)
-    if comparison is None:
-        return CheckResult(
-            ANNEALED, "warn", math.nan, ENERGY_FAIL, "every reverse-diffusion draw diverged."
-        )
-    result = energy_result(ANNEALED, comparison, _EXPLANATIONS)
-    if result.status == "skipped":
-        return result
+    return check_annealed(draws, inputs, settings, rng_key)
+
+
+def check_annealed(draws: Draws, inputs: Inputs, settings: Settings, rng_key) -> CheckResult:
+    rng_key, rng = numpy_rng(rng_key)
+    run_key, compare_key, side_key = jax.random.split(rng_key, 3)
+    annealed, compared_at = _draws_and_level(
+        inputs.time_score_fn,
+        inputs.schedule,
+        inputs.score_time,
+        run_key,
+        draws,
+        settings.annealed_draws,
+        settings.annealed_steps,
+        "sde",
+    )
+    result = judge_against(
+        ANNEALED,
+        draws,
+        annealed,
+        compare_key,
+        rng,
+        settings,
+        "reverse diffusion with the same score",
+    )
+    details = AnnealedDetails(result.details, compared_at, inputs.score_time)
     result = dataclasses.replace(
         result,
         explanation=f"{result.explanation[:-1]} (compared at {compared_at}).",
-        details={**result.details, "compared_at": compared_at, "score_time": score_time},
+        details=details,
     )
-    if holdout is None or result.status not in ("warn", "fail"):
+    if inputs.holdout is None or not result.flagged or result.details.sample is None:
         return result
-    held = check_dim(as_sample_matrix(holdout, "holdout"), draws.dim, "holdout")
-    return _side_with_holdout(result, user, annealed, held, schedule, score_time, rng_key, rng)
+    return _side_with_holdout(result, draws.kept, annealed, inputs, side_key, rng, settings)
 
 
-def _side_with_holdout(result, user, annealed, holdout, schedule, score_time, rng_key, rng):
+def _side_with_holdout(result, user, annealed, inputs: Inputs, rng_key, rng, settings):
     """Compare the chains and the reverse-diffusion draws each with the held-out data at
     the chains' level, on the statistic that separated them: the side nearer by more than
-    ``HOLDOUT_SIDE_MARGIN`` is the right one; a fail stands only when that is reverse
+    ``holdout_side_margin`` is the right one; a fail stands only when that is reverse
     diffusion."""
-    if score_time is not None:  # held-out data at the level: alpha x + sigma eps
-        alpha, sigma = float(schedule.alpha(score_time)), float(schedule.sigma(score_time))
+    holdout, level = inputs.holdout, inputs.score_time
+    if level is not None:  # held-out data at the level: alpha x + sigma eps
+        alpha, sigma = float(inputs.schedule.alpha(level)), float(inputs.schedule.sigma(level))
         holdout = alpha * holdout + sigma * rng.standard_normal(holdout.shape)
-    statistic = result.details["decided_by"]
-    # independent draws as chains of MIN_KEPT_DRAWS, so the comparison reads them as such
-    usable = len(annealed) - len(annealed) % MIN_KEPT_DRAWS
-    annealed_chains = annealed[:usable].reshape(-1, MIN_KEPT_DRAWS, annealed.shape[-1])
-    user_key, annealed_key = jax.random.split(rng_key)
+    sample = result.details.sample
+    statistic = sample.grade.decided_by
+    # independent draws as chains of min_kept_draws, so the comparison reads them as such
+    per_chain = settings.min_kept_draws
+    usable = len(annealed) - len(annealed) % per_chain
+    annealed_chains = annealed[:usable].reshape(-1, per_chain, annealed.shape[-1])
     effects = {}
-    for side, sample, key in (
-        ("chains", user, user_key),
-        ("reverse diffusion", annealed_chains, annealed_key),
+    for side, chains, key in zip(
+        ("chains", "reverse diffusion"),
+        (user, annealed_chains),
+        jax.random.split(rng_key),
+        strict=True,
     ):
-        comparison = compare(sample, holdout, key, rng, 500)
-        if comparison is None or "statistics" not in comparison:
-            return result  # nothing finite or too short to compare: no side taken
-        effects[side] = float(comparison["statistics"][statistic]["effect"])
-    details = {**result.details, "holdout_effects": effects}
-    label = statistic_label(statistic)
+        comparison = compare(chains, holdout, key, rng, settings)
+        if comparison is None:
+            return result  # nothing finite to compare: no side taken
+        effects[side] = float(comparison.statistics[statistic].effect)
+    details = result.details._replace(holdout_effects=effects)
     numbers = (
-        f"{label} to held-out data {effects['chains']:.2g} for your chains, "
+        f"{LABELS[statistic]} to held-out data {effects['chains']:.2g} for your chains, "
         f"{effects['reverse diffusion']:.2g} for reverse diffusion"
     )
     disagreement = (
-        f"reverse diffusion with the same score lands elsewhere ({describe(result.details)}; "
-        f"compared at {result.details['compared_at']})"
+        "reverse diffusion with the same score lands elsewhere "
+        f"({describe(sample.grade, sample.comparison, settings)}; compared at "
+        f"{result.details.compared_at})"
     )
-    if effects["chains"] > HOLDOUT_SIDE_MARGIN * effects["reverse diffusion"]:
+    margin = settings.holdout_side_margin
+    if effects["chains"] > margin * effects["reverse diffusion"]:
         explanation = (
             f"{disagreement}, and held-out data side with reverse diffusion ({numbers}): "
             "Langevin is likely trapped where the score is wrong."
         )
         return dataclasses.replace(result, explanation=explanation, details=details)
-    if HOLDOUT_SIDE_MARGIN * effects["chains"] < effects["reverse diffusion"]:
+    if margin * effects["chains"] < effects["reverse diffusion"]:
         verdict = (
             "held-out data side with your chains: the score is worse at the noise levels "
             "reverse diffusion passes through than where your chains go, which is no trap"
@@ -150,7 +148,9 @@ def _side_with_holdout(result, user, annealed, holdout, schedule, score_time, rn
             "which is no evidence of a trap"
         )
     explanation = f"{disagreement}, but {verdict} ({numbers})."
-    return dataclasses.replace(result, status="warn", explanation=explanation, details=details)
+    return dataclasses.replace(
+        result, status="warn", finding="inconclusive", explanation=explanation, details=details
+    )
 
 
 def diffusion_draws(
@@ -211,4 +211,5 @@ def _one_draw_per_chain(sampler, run_key, draws, num_samples: int):
     starts = jax.tree.map(
         lambda leaf: jnp.zeros((num_samples, *jnp.shape(leaf)), leaf.dtype), template
     )
-    return pooled(flatten_draws(run_quietly(sampler, run_key, starts, 1)))
+    draws = flatten_draws(run_quietly(sampler, run_key, starts, 1))
+    return draws.reshape(-1, draws.shape[-1])

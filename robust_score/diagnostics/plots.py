@@ -6,8 +6,6 @@ import numpy as np
 import xarray as xr
 from arviz_base import from_dict
 
-from robust_score.diagnostics._data import posterior_draws
-from robust_score.diagnostics._shared import kept_points
 from robust_score.diagnostics.result import RESTART, SCORE_ERROR
 
 __all__ = ["plot_trap_report", "plot_score_errors", "distance_tree"]
@@ -16,8 +14,8 @@ __all__ = ["plot_trap_report", "plot_score_errors", "distance_tree"]
 def distance_tree(report) -> xr.DataTree:
     """``||x - m|| / sqrt(d)`` per chain and draw of the user's run (``m``: the mean of its
     second halves), as a DataTree with the variable ``distance_to_mean``."""
-    draws = posterior_draws(report.draws)
-    center = kept_points(draws).mean(axis=0)
+    draws = report.draws
+    center = draws.points.mean(axis=0)
     distance = np.linalg.norm(draws.flat - center, axis=-1) / np.sqrt(draws.dim)
     return from_dict({"posterior": {"distance_to_mean": distance}})
 
@@ -34,14 +32,14 @@ def plot_trap_report(report, **kwargs):
     # mark where each restart group settled: a level on the trace, a line on the density
     trace_axes = _axes_of(collection, "trace")
     dist_axes = _axes_of(collection, "dist")
-    for index, (label, group) in enumerate(restart.details["groups"].items()):
-        if "mean_distance" not in group:
+    for index, group in enumerate(restart.details.groups):
+        if group.grade is None:
             continue
-        style = {"linestyle": "--", "linewidth": 1, "color": f"C{index + 4}", "label": label}
+        style = {"linestyle": "--", "linewidth": 1, "color": f"C{index + 4}", "label": group.label}
         for ax in trace_axes:
-            ax.axhline(group["mean_distance"], **style)
+            ax.axhline(group.mean_distance, **style)
         for ax in dist_axes:
-            ax.axvline(group["mean_distance"], **style)
+            ax.axvline(group.mean_distance, **style)
     for ax in trace_axes:
         ax.legend(fontsize="small", title="restarts settled at")
     return collection
@@ -69,9 +67,9 @@ def plot_score_errors(report, ax=None, bins: int = 30):
             "the report has no score-error check: pass `score_fn` and `logdensity_fn`."
         )
     floor = 1e-12  # exact agreement would be -inf on a log scale
-    samples = {"your draws": check.details["chain_errors"]}
-    if "reference_errors" in check.details:
-        samples["reference draws"] = check.details["reference_errors"]
+    samples = {"your draws": check.details.chain_errors}
+    if check.details.reference_errors is not None:
+        samples["reference draws"] = check.details.reference_errors
     samples = {label: np.log10(np.asarray(v, float) + floor) for label, v in samples.items()}
     pooled = np.concatenate(list(samples.values()))
     low, high = float(pooled.min()), float(pooled.max())

@@ -1,35 +1,83 @@
-"""Reference comparison: the user's draws against independent draws of the target."""
+"""Reference comparison: the user's draws against independent draws of the target. Its
+:func:`judge_against` is the one path from a sample comparison to a result, shared with the
+Langevin-vs-annealed check."""
 
-from robust_score._checks import check_count
-from robust_score.diagnostics._data import as_datatree, as_sample_matrix, posterior_draws
-from robust_score.diagnostics._shared import (
-    check_dim,
-    compare,
-    energy_result,
-    numpy_rng,
-    second_half,
-)
-from robust_score.diagnostics.result import REFERENCE, CheckResult, skip_if_missing
+import math
+from typing import NamedTuple
 
-__all__ = ["reference_comparison"]
+import numpy as np
 
-_EXPLANATIONS = {
-    "ok": "no statistic tells your draws from the reference draws",
-    "warn": "your draws differ somewhat from the reference draws",
-    "fail": "your draws do not follow the reference distribution",
-}
+from robust_score.diagnostics.comparison import Apart, Comparison, chains_apart, compare
+from robust_score.diagnostics.draws import Draws
+from robust_score.diagnostics.explain import sample_explanation, short_run
+from robust_score.diagnostics.grading import Grade, grade, judge_sample, too_short
+from robust_score.diagnostics.inputs import Inputs, gather
+from robust_score.diagnostics.result import REFERENCE, CheckResult
+from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
+from robust_score.diagnostics.statistics import numpy_rng
+
+__all__ = ["SampleDetails", "check_reference", "judge_against", "reference_comparison"]
 
 
-def reference_comparison(data, reference, *, rng_key=None, max_points: int = 500) -> CheckResult:
-    """Compare the user's kept draws with independent ``reference`` draws of the target
-    (joint and radial energy tests and a mode-mass test, at the draws' effective sample
-    size: see :func:`~robust_score.diagnostics._shared.compare`)."""
-    skipped = skip_if_missing(REFERENCE, reference)
-    if skipped is not None:
-        return skipped
-    check_count(max_points, "max_points", minimum=2)
-    draws = posterior_draws(as_datatree(data))
-    reference = check_dim(as_sample_matrix(reference, "reference"), draws.dim, "reference")
-    rng_key, rng = numpy_rng(rng_key)
-    comparison = compare(second_half(draws), reference, rng_key, rng, max_points, draws.slices)
-    return energy_result(REFERENCE, comparison, _EXPLANATIONS)
+class SampleDetails(NamedTuple):
+    """Details of a check that compares the user's draws with another sample."""
+
+    comparison: Comparison
+    grade: Grade
+    apart: Apart
+
+
+def reference_comparison(data, reference, *, rng_key=None, settings=DEFAULT_SETTINGS):
+    """Compare the user's kept draws with independent ``reference`` draws of the target:
+    joint energy, radial and mode-mass tests at the draws' effective sample size, where
+    each sample has mass, and chains held apart (see :func:`judge_against`)."""
+    draws, inputs = gather(data, reference=reference)
+    return check_reference(draws, inputs, settings, rng_key)
+
+
+def check_reference(draws: Draws, inputs: Inputs, settings: Settings, rng_key) -> CheckResult:
+    key, rng = numpy_rng(rng_key)
+    return judge_against(
+        REFERENCE, draws, inputs.reference, key, rng, settings, "the reference draws"
+    )
+
+
+def judge_against(
+    name, draws: Draws, other, key, rng, settings: Settings, label: str, num_comparisons: int = 1
+) -> CheckResult:
+    """Compare the user's kept draws with ``other`` (``(n, dim)`` draws or chains of the
+    target), grade the comparison and combine it with where each has mass and with the
+    user's chains held apart (:func:`~robust_score.diagnostics.grading.judge_sample`)."""
+    if too_short(draws.kept.shape[1], settings):
+        return CheckResult(
+            name,
+            "unconverged",
+            draws.kept.shape[1],
+            settings.min_kept_draws,
+            short_run(draws.kept.shape[1], settings) + ".",
+            finding="too few draws",
+        )
+    comparison = compare(draws.kept, other, key, rng, settings, draws.slices, num_comparisons)
+    if comparison is None:
+        return CheckResult(
+            name,
+            "warn",
+            math.nan,
+            settings.energy_fail,
+            f"every draw of {label} diverged.",
+            finding="inconclusive",
+        )
+    measured = grade(comparison, settings)
+    pooled = np.asarray(other).reshape(-1, draws.dim)
+    apart = chains_apart(draws.kept, pooled[np.isfinite(pooled).all(axis=1)], settings)
+    verdict = judge_sample(measured, comparison.coverage, apart, settings)
+    explanation = sample_explanation(
+        verdict, measured, comparison, apart, draws.num_chains, label, settings
+    )
+    statistic, threshold = measured.effect, measured.threshold
+    if verdict.finding == "too few draws":
+        statistic, threshold = comparison.ess, settings.min_ess
+    details = SampleDetails(comparison, measured, apart)
+    return CheckResult(
+        name, verdict.status, statistic, threshold, explanation + ".", details, verdict.finding
+    )

@@ -3,52 +3,157 @@ can be trusted."""
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import jax
 import numpy as np
 import xarray as xr
 
-from robust_score.diagnostics._data import as_datatree, is_numpyro_mcmc, posterior_draws
-from robust_score.diagnostics.annealed import annealed_cross_check
-from robust_score.diagnostics.memorization import memorization_report
-from robust_score.diagnostics.reference import reference_comparison
-from robust_score.diagnostics.restart import restart_sensitivity
-from robust_score.diagnostics.result import CheckResult, worst_status
-from robust_score.diagnostics.score_error import score_error_along_chain
-from robust_score.diagnostics.step_size import step_size_sensitivity
-from robust_score.scores.adapters import ScoreAtTime
+from robust_score.diagnostics.annealed import check_annealed
+from robust_score.diagnostics.draws import Draws
+from robust_score.diagnostics.inputs import Inputs, gather
+from robust_score.diagnostics.memorization import MemorizationDetails, check_memorization
+from robust_score.diagnostics.reference import check_reference
+from robust_score.diagnostics.restart import check_restart
+from robust_score.diagnostics.result import (
+    ANNEALED,
+    CHECK_NAMES,
+    FINDINGS,
+    MEMORIZATION,
+    REFERENCE,
+    RESTART,
+    SCORE_ERROR,
+    STEP_SIZE,
+    CheckResult,
+    worst_status,
+)
+from robust_score.diagnostics.score_error import check_score_error
+from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
+from robust_score.diagnostics.step_size import StepSizeDetails, check_step_size
 
-__all__ = ["TrapReport", "trap_report"]
+__all__ = ["CHECKS", "Check", "TrapReport", "trap_report"]
 
-_VERDICT = {
-    "ok": "no sign of a trap",
-    "unconverged": "not converged: too few effective draws to judge; run the chains longer",
-    "warn": "inconclusive: look at the flagged checks",
-    "fail": "TRAPPED or memorizing: do not trust these draws",
-    "skipped": "no check could run: pass a sampler, a score or reference draws",
-}
+
+class Check(NamedTuple):
+    """A check as the report runs it: ``run(draws, inputs, settings, rng_key)``, the
+    :class:`~robust_score.diagnostics.inputs.Inputs` fields it needs (all of them), what to
+    pass for them, and whether it reads chains or independent draws."""
+
+    name: str
+    run: Callable
+    needs: tuple[str, ...]
+    asks_for: str
+    draws: str  # "chains", "independent" or "both"
+
+
+#: Every check, once: what it needs and what it reads. ``trap_report`` loops over this.
+CHECKS = (
+    Check(
+        RESTART,
+        check_restart,
+        ("runner",),
+        "`sampler=` (the run's SamplingAlgorithm or NumPyro kernel)",
+        "chains",
+    ),
+    Check(REFERENCE, check_reference, ("reference",), "`reference=` draws of the target", "both"),
+    Check(
+        ANNEALED,
+        check_annealed,
+        ("time_score_fn", "schedule"),
+        "`time_score_fn=` and `schedule=`",
+        "chains",
+    ),
+    Check(
+        SCORE_ERROR,
+        check_score_error,
+        ("score_fn", "logdensity_fn"),
+        "`score_fn=` and a trusted `logdensity_fn=`",
+        "both",
+    ),
+    Check(MEMORIZATION, check_memorization, ("train_data",), "`train_data=`", "both"),
+    Check(
+        STEP_SIZE,
+        check_step_size,
+        ("step_size", "sampler_at"),
+        "`step_size=` and `sampler_at=` (the sampler at another step size)",
+        "chains",
+    ),
+    Check(
+        STEP_SIZE,
+        check_step_size,
+        ("path", "time_score_fn"),
+        "`sampler=` (the rs.ReverseDiffusion or rs.AnnealedLangevin settings that drew "
+        "them) and `time_score_fn=`",
+        "independent",
+    ),
+)
+
+# the order in which findings of one status name the report: the most specific first
+_FINDING_ORDER = (
+    "trapped",
+    "memorizing",
+    "missed mass",
+    "differs",
+    "inherited weights",
+    "discretization",
+    "too few draws",
+    "inconclusive",
+    "none",
+)
 
 
 @dataclass
 class TrapReport:
-    """The checks' results, an overall ``status`` (the worst check) and how to read them.
+    """The checks' results, an overall ``status`` (the worst check that ran) and what it
+    found (``finding``, a key of :data:`~robust_score.diagnostics.result.FINDINGS`).
 
     ``checks``: one :class:`CheckResult` per check, skipped ones included; ``report[name]``
-    looks one up by name (``rs.diagnostics.RESTART``, ...: the
-    :data:`~robust_score.diagnostics.result.CHECK_NAMES`), ``report.get(name)`` too but
-    returns ``None`` for a missing one. ``seconds``: how long the report took. ``draws``:
-    the run the checks read, as a DataTree with its ``posterior`` group (what :meth:`plot`
-    draws).
+    looks one up by name (``rs.diagnostics.RESTART``, ...), ``report.get(name)`` too but
+    returns ``None`` for a missing one. ``unrun_requests``: checks whose inputs the user
+    passed that could not run (a report with any is never ``ok``). ``seconds``: how long the
+    report took. ``draws``: the parsed draws the checks read (what :meth:`plot` draws).
     """
 
     checks: list[CheckResult]
     seconds: float = math.nan
-    draws: xr.DataTree | None = field(default=None, repr=False)
+    draws: Draws | None = field(default=None, repr=False)
+    unrun_requests: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:
-        return worst_status(c.status for c in self.checks)
+        status = worst_status(c.status for c in self.checks)
+        if status == "ok" and self.unrun_requests:
+            return "warn"
+        return status
+
+    @property
+    def finding(self) -> str:
+        status = self.status
+        if (
+            status == "warn"
+            and self.unrun_requests
+            and worst_status(c.status for c in self.checks) == "ok"
+        ):
+            return "inconclusive"
+        if status == "skipped":
+            return "skipped"
+        findings = {c.finding for c in self.checks if c.status == status}
+        return min(findings, key=_FINDING_ORDER.index)
+
+    @property
+    def headline(self) -> str:
+        """``"FAIL: TRAPPED: ... (restart sensitivity); 3 of 6 checks ran"``."""
+        ran = [c for c in self.checks if c.ran]
+        named = [c.name for c in ran if c.status == self.status and c.finding == self.finding]
+        text = f"{self.status.upper()}: {FINDINGS[self.finding]}"
+        if named and self.finding != "none":
+            text += f" ({', '.join(named)})"
+        text += f"; {len(ran)} of {len(self.checks)} checks ran"
+        if self.unrun_requests:
+            text += f"; could not run what you asked for: {', '.join(self.unrun_requests)}"
+        return text
 
     def get(self, name: str) -> CheckResult | None:
         """The check called ``name``, or ``None`` when the report has none."""
@@ -62,7 +167,7 @@ class TrapReport:
 
     def to_markdown(self) -> str:
         lines = [
-            f"**trap report: {self.status.upper()}** — {_VERDICT[self.status]}",
+            f"**trap report: {self.headline}**",
             "",
             "| check | status | statistic | threshold | explanation |",
             "|---|---|---|---|---|",
@@ -74,14 +179,13 @@ class TrapReport:
             )
         lines.append("")
         lines.append(
-            "Quadratic statistics use at most 500 draws per sample (subsampled evenly); "
-            f"report took {self.seconds:.1f} s."
+            f"Report took {self.seconds:.1f} s; settings and thresholds: `rs.diagnostics.Settings`."
         )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         width = max(len(c.name) for c in self.checks)
-        rows = [f"TrapReport: {self.status.upper()} ({_VERDICT[self.status]})"]
+        rows = [f"TrapReport: {self.headline}"]
         for c in self.checks:
             rows.append(
                 f"  {c.name:<{width}}  {c.status:<11}  stat {_fmt(c.statistic):>9}  "
@@ -103,10 +207,15 @@ class TrapReport:
                 "status": ("check", [c.status for c in self.checks]),
                 "statistic": ("check", np.array([c.statistic for c in self.checks], float)),
                 "threshold": ("check", np.array([c.threshold for c in self.checks], float)),
+                "finding": ("check", [c.finding for c in self.checks]),
                 "explanation": ("check", [c.explanation for c in self.checks]),
             },
             coords={"check": names},
-            attrs={"overall_status": self.status, "created_by": "robust_score.trap_report"},
+            attrs={
+                "overall_status": self.status,
+                "finding": self.finding,
+                "created_by": "robust_score.trap_report",
+            },
         )
         return xr.DataTree.from_dict({"trap_diagnostics": dataset})
 
@@ -140,178 +249,118 @@ def trap_report(
     starts=None,
     step_size=None,
     sampler_at=None,
-    rng_key=None,
-    num_restart_steps: int | None = None,
     model_args=None,
     model_kwargs=None,
+    rng_key=None,
+    settings: Settings = DEFAULT_SETTINGS,
 ) -> TrapReport:
     """Run every trap and memorization check that the given inputs allow.
 
-    ``data``: a DataTree (``rs.run``, ``az.from_numpyro``) or a NumPyro ``MCMC``. Positions
-    passed to ``sampler``, ``score_fn`` and ``logdensity_fn`` are rebuilt from the posterior
-    (a lone ``x`` variable is an array, several variables a dict of sites). A NumPyro run
-    (an ``MCMC``, or an ``az.from_numpyro`` tree with its kernel as ``sampler``) is read in
-    the model's unconstrained space, latent sample sites only: deterministic and observed
-    sites are never handed to a sampler.
+    ``data``: a DataTree (``rs.run``, ``az.from_numpyro``), a NumPyro ``MCMC``, or
+    independent draws (an array ``(num_draws, ...)`` or a pytree of them, as
+    ``rs.sample_batch`` returns: nothing is dropped as burn-in). A NumPyro run is read in
+    the model's unconstrained space, latent sample sites only.
 
-    - ``sampler``: restart sensitivity (needs nothing else; flags a shared-start trap). A
-      ``blackjax.SamplingAlgorithm`` for ``rs.run`` trees, or a NumPyro ``MCMCKernel``; for
-      an ``MCMC`` it defaults to the run's own kernel, re-run with the run's model arguments
-      (or ``model_args``/``model_kwargs``);
+    - ``sampler``: restart sensitivity (a ``blackjax.SamplingAlgorithm`` for ``rs.run``
+      trees, a NumPyro ``MCMCKernel``; an ``MCMC``'s own kernel by default, re-run with its
+      model arguments or ``model_args``/``model_kwargs``). For independent draws: the
+      ``rs.ReverseDiffusion`` / ``rs.AnnealedLangevin`` settings that drew them, for the
+      check at twice the steps (with ``time_score_fn``);
     - ``reference``: draws of the target, compared directly and used as restart starts;
-    - ``time_score_fn`` + ``schedule``: cross-check against reverse diffusion, at the noise
-      level of the score the chains ran with: ``score_time``, else the level that the score
-      carries when it is a :class:`robust_score.scores.ScoreAtTime` (``trained.score_fn``,
-      ``rs.scores.at_time(...)``) given as ``score_fn`` or inside a NumPyro
-      ``ScoreLangevin``; else the data (``t -> 0``). A ``ScoreAtTime`` as ``score_fn`` also
-      supplies ``time_score_fn`` and ``schedule`` when they are not given;
-    - ``score_fn`` + trusted ``logdensity_fn``: score error along the chain and KSD;
-    - ``train_data`` (+ ``holdout``, ``starts``): memorization, which names what holds the
-      draws there: the training starts (when every chain started at a training point, it
-      runs ``sampler`` again from ``holdout`` rows, or from reverse-diffusion draws of
-      ``time_score_fn``, to compare) or the score itself (fresh starts end there too);
-    - ``step_size`` + ``sampler_at`` (``h -> sampler at step h``, e.g.
-      ``lambda h: rs.ula(score_fn, h)``): step-size sensitivity, which tells an unadjusted
-      sampler's discretization bias from a trap. When it finds such a bias, a flagged
-      Langevin-vs-annealed check names it beside its own verdict.
+    - ``time_score_fn`` + ``schedule``: Langevin against reverse diffusion, at the noise
+      level ``score_time`` the chains' score is at (a ``ScoreAtTime`` score supplies all
+      three);
+    - ``score_fn`` + trusted ``logdensity_fn``: score error along the chain;
+    - ``train_data`` (+ ``holdout``, ``starts``): memorization, and whether the starts or
+      the score hold the draws there;
+    - ``step_size`` + ``sampler_at`` (``h -> sampler at step h``): tells an unadjusted
+      sampler's discretization bias from a trap.
 
-    Checks whose inputs are missing are listed as skipped, with what they need; an input
-    given without its partner (``time_score_fn`` without ``schedule``, ``score_fn`` without
-    ``logdensity_fn`` unless it is a ``ScoreAtTime``, ``step_size`` without ``sampler_at``,
-    ``holdout`` or ``starts`` without ``train_data``) raises.
+    ``settings``: :class:`~robust_score.diagnostics.Settings`, what the checks spend and
+    their thresholds. Checks whose inputs are missing, or that do not apply to the draws,
+    are listed as skipped with the reason; an input given without its partner raises.
     """
-    if isinstance(score_fn, ScoreAtTime):
-        time_score_fn = score_fn.time_score_fn if time_score_fn is None else time_score_fn
-        schedule = score_fn.schedule if schedule is None else schedule
-    score_time = _score_level(score_time, score_fn, sampler if sampler is not None else data)
-    _check_pairs(
+    started = time.perf_counter()
+    draws, inputs = gather(
+        data,
+        sampler=sampler,
+        score_fn=score_fn,
         time_score_fn=time_score_fn,
         schedule=schedule,
-        score_fn=None if isinstance(score_fn, ScoreAtTime) and logdensity_fn is None else score_fn,
+        score_time=score_time,
         logdensity_fn=logdensity_fn,
-        step_size=step_size,
-        sampler_at=sampler_at,
+        reference=reference,
+        train_data=train_data,
         holdout=holdout,
         starts=starts,
-        train_data=train_data,
+        step_size=step_size,
+        sampler_at=sampler_at,
+        model_args=model_args,
+        model_kwargs=model_kwargs,
     )
-    started = time.perf_counter()
-    tree = as_datatree(data)
-    posterior_draws(tree)  # validates the posterior once, before any check runs
-    keys = jax.random.split(jax.random.key(0) if rng_key is None else rng_key, 6)
-    checks = [
-        restart_sensitivity(  # the MCMC itself, if given: it carries its kernel and arguments
-            data,
-            sampler,
-            rng_key=keys[0],
-            reference=reference,
-            num_steps=num_restart_steps,
-            model_args=model_args,
-            model_kwargs=model_kwargs,
-        ),
-        reference_comparison(tree, reference, rng_key=keys[1]),
-        annealed_cross_check(
-            tree,
-            time_score_fn,
-            schedule,
-            score_time=score_time,
-            holdout=holdout,
-            rng_key=keys[2],
-        ),
-        score_error_along_chain(
-            tree, score_fn, logdensity_fn, reference=reference, rng_key=keys[3]
-        ),
-        memorization_report(
-            data,
-            train_data,
-            holdout,
-            starts,
-            sampler=sampler if sampler is not None or not is_numpyro_mcmc(data) else data,
-            time_score_fn=time_score_fn,
-            schedule=schedule,
-            score_time=score_time,
-            model_args=model_args,
-            model_kwargs=model_kwargs,
-            rng_key=keys[4],
-        ),
-        step_size_sensitivity(tree, sampler_at, step_size, rng_key=keys[5]),
-    ]
-    checks[2] = _note_step_size_bias(checks[2], checks[5])
-    for index in (0, 2):  # restart and Langevin vs annealed
-        checks[index] = _note_memorizing_score(checks[index], checks[4])
-    return TrapReport(checks, time.perf_counter() - started, tree)
-
-
-# (input, the input it needs beside it): one given without the other raises
-_PAIRS = (
-    ("time_score_fn", "schedule"),
-    ("schedule", "time_score_fn"),
-    ("score_fn", "logdensity_fn"),
-    ("logdensity_fn", "score_fn"),
-    ("step_size", "sampler_at"),
-    ("sampler_at", "step_size"),
-    ("holdout", "train_data"),
-    ("starts", "train_data"),
-)
-
-
-def _score_level(score_time, score_fn, sampler) -> float | None:
-    """The time whose score the user's chains ran with: ``score_time`` when given, else the
-    one a :class:`ScoreAtTime` carries, as ``score_fn`` or as a NumPyro kernel's score
-    (``sampler`` may be the kernel or the ``MCMC`` that holds it)."""
-    if score_time is not None:
-        return score_time
-    kernel = getattr(sampler, "sampler", sampler)  # an MCMC's kernel
-    for candidate in (score_fn, getattr(kernel, "_score_fn", None)):
-        if isinstance(candidate, ScoreAtTime):
-            return candidate.time
-    return None
-
-
-def _check_pairs(**inputs) -> None:
-    for given, needed in _PAIRS:
-        if inputs[given] is not None and inputs[needed] is None:
-            raise ValueError(
-                f"`{given}=` was given without `{needed}=`: the check that uses it needs both."
-            )
-
-
-def _note_step_size_bias(annealed: CheckResult, step: CheckResult) -> CheckResult:
-    """A flagged Langevin-vs-annealed result, with a note when the step-size check measured a
-    discretization bias. The status stands: an unadjusted sampler's O(h) bias also separates
-    its draws from reverse diffusion's, but so does a trap, and a sampler caught in a well
-    shows an O(h) step dependence too; which one the gap is, the two numbers say."""
-    if annealed.status not in ("warn", "fail") or not step.details.get("bias"):
-        return annealed
-    percent = 100 * (math.exp(step.details["extrapolated_bias"]) - 1)
-    explanation = (
-        f"{annealed.explanation[:-1]}; note that the step-size check measured a "
-        f"discretization bias of about {percent:+.0f} % in your draws' variance: if the gap "
-        "is no larger than that, rerun at a smaller step (or with MALA) before reading it as "
-        "a trap."
-    )
-    return replace(
-        annealed,
-        explanation=explanation,
-        details={**annealed.details, "step_bias": step.details["extrapolated_bias"]},
+    keys = jax.random.split(jax.random.key(0) if rng_key is None else rng_key, len(CHECK_NAMES))
+    kind = "independent" if draws.independent else "chains"
+    results, unrun = {}, []
+    for name, key in zip(CHECK_NAMES, keys, strict=True):
+        entries = [check for check in CHECKS if check.name == name]
+        applies = [check for check in entries if check.draws in (kind, "both")]
+        ready = [check for check in applies if inputs.has(*check.needs)]
+        if ready:
+            results[name] = ready[0].run(draws, inputs, settings, key)
+            continue
+        asked = any(_asked(check, inputs) for check in applies)
+        if not applies:
+            why = f"does not apply to {'independent draws' if kind == 'independent' else 'chains'}."
+        else:
+            why = f"needs {applies[0].asks_for}."
+        results[name] = CheckResult.skipped(name, why)
+        if asked:
+            unrun.append(name)
+    results = _combine(results)
+    return TrapReport(
+        [results[name] for name in CHECK_NAMES], time.perf_counter() - started, draws, tuple(unrun)
     )
 
 
-def _note_memorizing_score(check: CheckResult, memorization: CheckResult) -> CheckResult:
-    """A flagged restart or Langevin-vs-annealed result, with a note when the memorization
-    check found a score that pulls every chain towards the training set. The status stands:
-    chains held at training points do not sample a smooth law, but what holds them is the
-    score, wherever they start, so the remedy is the score's, not the start's."""
-    verdict = memorization.details.get("verdicts", {}).get("pulled towards the training set")
-    if check.status not in ("warn", "fail") or verdict not in ("warn", "fail"):
-        return check
-    ratio = memorization.details.get("fresh_distance_ratio", memorization.details["distance_ratio"])
-    explanation = (
-        f"{check.explanation[:-1]}; note that the memorization check finds a score that pulls "
-        f"every chain towards the training set ({ratio:.2f}x the held-out distance): chains "
-        "held near training points are that score's doing, wherever they start."
-    )
-    return replace(check, explanation=explanation, details={**check.details, "memorizing": ratio})
+def _asked(check: Check, inputs: Inputs) -> bool:
+    """Whether the user passed any input of ``check`` (``runner`` and ``path`` come from
+    ``sampler=``)."""
+    names = {"runner": "sampler", "path": "sampler"}
+    return any(names.get(need, need) in inputs.asked for need in check.needs)
+
+
+def _combine(results: dict) -> dict:
+    """Notes that one check's typed result adds to another's; statuses stand."""
+    annealed, step = results[ANNEALED], results[STEP_SIZE]
+    if annealed.flagged and isinstance(step.details, StepSizeDetails) and step.details.bias:
+        percent = 100 * (math.exp(step.details.extrapolated_bias) - 1)
+        results[ANNEALED] = replace(
+            annealed,
+            explanation=(
+                f"{annealed.explanation[:-1]}; note that the step-size check measured a "
+                f"discretization bias of about {percent:+.0f} % in your draws' variance: if the "
+                "gap is no larger than that, rerun at a smaller step (or with MALA) before "
+                "reading it as a trap."
+            ),
+        )
+    memorization = results[MEMORIZATION]
+    details = memorization.details
+    if isinstance(details, MemorizationDetails) and details.pulled in ("warn", "fail"):
+        contrast = details.contrast
+        fresh = contrast is not None and math.isfinite(contrast.fresh_distance_ratio)
+        ratio = contrast.fresh_distance_ratio if fresh else details.nearest.distance_ratio
+        for name in (RESTART, ANNEALED):
+            if results[name].flagged:
+                results[name] = replace(
+                    results[name],
+                    explanation=(
+                        f"{results[name].explanation[:-1]}; note that the memorization check "
+                        f"finds a score that pulls every chain towards the training set "
+                        f"({ratio:.2f}x the held-out distance): chains held near training points "
+                        "are that score's doing, wherever they start."
+                    ),
+                )
+    return results
 
 
 def _fmt(value) -> str:

@@ -1,20 +1,23 @@
-"""What every check returns: a :class:`CheckResult` under one of the check names below, and
-how results combine (:func:`worst_status`)."""
+"""What every check returns: a :class:`CheckResult` under one of the check names below, with
+its status from the one severity order (:data:`SEVERITY`), what it found in words that fit
+(:data:`FINDINGS`), and its typed details."""
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ANNEALED",
     "CHECK_NAMES",
     "CheckResult",
+    "FINDINGS",
     "MEMORIZATION",
     "REFERENCE",
     "RESTART",
     "SCORE_ERROR",
-    "STEP_SIZE",
+    "SEVERITY",
     "STATUSES",
-    "skip_if_missing",
+    "STEP_SIZE",
     "worst_status",
 ]
 
@@ -28,61 +31,74 @@ ANNEALED = "Langevin vs annealed"
 SCORE_ERROR = "score error along the chain"
 #: Name of :func:`~robust_score.diagnostics.memorization_report`'s result.
 MEMORIZATION = "memorization"
-#: Name of :func:`~robust_score.diagnostics.step_size_sensitivity`'s result.
+#: Name of :func:`~robust_score.diagnostics.step_size_sensitivity`'s result (for
+#: independent draws: the same sampler at twice the steps).
 STEP_SIZE = "step-size sensitivity"
 #: Every check, in the order a trap report runs and lists them.
 CHECK_NAMES = (RESTART, REFERENCE, ANNEALED, SCORE_ERROR, MEMORIZATION, STEP_SIZE)
 
-#: A check's possible statuses; a report's status is the worst of its checks'.
-#: ``unconverged``: the draws hold too few effective draws (ESS) to judge; it ranks above
-#: ``ok`` (the run cannot be trusted yet) and below ``warn`` (it is no sign of a trap).
-STATUSES = ("ok", "unconverged", "warn", "fail", "skipped")
-_SEVERITY = {"ok": 0, "unconverged": 1, "warn": 2, "fail": 3}
+#: The one severity order: a report's status is the most severe of its checks'.
+#: ``unconverged`` (the draws cannot be judged yet, or their weights come from where the
+#: chains started) ranks above ``ok`` and below ``warn``; ``skipped`` checks do not count.
+SEVERITY = {"ok": 0, "unconverged": 1, "warn": 2, "fail": 3}
+STATUSES = (*SEVERITY, "skipped")
 
-# What each check needs that the caller may leave out: the reason a skipped result gives.
-_NEEDS = {
-    RESTART: "needs `sampler=` (the run's SamplingAlgorithm or NumPyro kernel).",
-    REFERENCE: "needs `reference=` draws of the target.",
-    ANNEALED: "needs `time_score_fn=` and `schedule=`.",
-    SCORE_ERROR: "needs `score_fn=` and a trusted `logdensity_fn=`.",
-    MEMORIZATION: "needs `train_data=`.",
-    STEP_SIZE: "needs `step_size=` and `sampler_at=` (the sampler at another step size).",
+#: What a check can find, each a headline in its own words; the remedy goes in the
+#: explanation.
+FINDINGS = {
+    "none": "no sign of a trap",
+    "trapped": "TRAPPED: the chains sit where the target has no mass",
+    "missed mass": "part of the target is missed: no chain visits it",
+    "memorizing": "MEMORIZING: the draws reproduce the training data",
+    "differs": "the draws do not follow the reference",
+    "inherited weights": "weights inherited from the starts: the chains never cross between "
+    "the regions they sit in",
+    "discretization": "discretization bias: the draws move with the step",
+    "too few draws": "not converged: too few effective draws to judge",
+    "inconclusive": "inconclusive: look at the flagged checks",
+    "skipped": "nothing to judge",
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckResult:
-    """One check's verdict: ``status`` is ``ok``, ``unconverged``, ``warn``, ``fail`` or
-    ``skipped``; ``name`` is one of :data:`~robust_score.diagnostics.result.CHECK_NAMES`;
-    ``statistic`` is compared with ``threshold``; ``details`` holds the numbers behind the
-    verdict."""
+    """One check's verdict.
+
+    ``status``: ``ok``, ``unconverged``, ``warn``, ``fail`` or ``skipped``; ``finding``: a
+    key of :data:`FINDINGS` (``"none"`` when nothing was found); ``statistic`` is compared
+    with ``threshold``; ``details``: the numbers behind the verdict, a NamedTuple of the
+    check's own type (``None`` when skipped).
+    """
 
     name: str
     status: str
     statistic: float
     threshold: float
     explanation: str
-    details: dict = field(default_factory=dict)
+    details: Any = None
+    finding: str = "none"
 
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if self.finding not in FINDINGS:
+            raise ValueError(f"finding must be one of {tuple(FINDINGS)}, got {self.finding!r}")
 
     @classmethod
     def skipped(cls, name: str, why: str) -> "CheckResult":
-        return cls(name, "skipped", math.nan, math.nan, why)
+        return cls(name, "skipped", math.nan, math.nan, why, finding="skipped")
 
+    @property
+    def ran(self) -> bool:
+        return self.status != "skipped"
 
-def skip_if_missing(name: str, *inputs) -> CheckResult | None:
-    """The skipped result of check ``name`` when any of its optional ``inputs`` is ``None``
-    (the one place a check is skipped), else ``None``."""
-    if any(value is None for value in inputs):
-        return CheckResult.skipped(name, _NEEDS[name])
-    return None
+    @property
+    def flagged(self) -> bool:
+        return self.status in ("warn", "fail")
 
 
 def worst_status(statuses) -> str:
-    """The most severe of ``statuses`` (``fail`` > ``warn`` > ``unconverged`` > ``ok``),
-    ignoring skipped ones; ``"skipped"`` when none ran."""
-    ran = [status for status in statuses if status in _SEVERITY]
-    return max(ran, key=_SEVERITY.get) if ran else "skipped"
+    """The most severe of ``statuses`` by :data:`SEVERITY`, ignoring skipped ones;
+    ``"skipped"`` when none ran."""
+    ran = [status for status in statuses if status in SEVERITY]
+    return max(ran, key=SEVERITY.get) if ran else "skipped"

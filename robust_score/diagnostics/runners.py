@@ -29,19 +29,38 @@ import xarray as xr
 from jax.flatten_util import ravel_pytree
 
 from robust_score._checks import check_count, check_model_arguments, check_sampler_or_kernel
-from robust_score.diagnostics._data import (
+from robust_score.diagnostics.draws import (
     Draws,
     as_datatree,
     is_numpyro_mcmc,
     numpyro_datatree,
     posterior_draws,
 )
-from robust_score.diagnostics._shared import flatten_draws, run_quietly
 
-__all__ = ["Runner", "as_runner"]
+__all__ = ["Runner", "as_runner", "flatten_draws", "run_quietly"]
 
 # a start 2**40 times its distance from the center away still overflowing is left as it is
 _MAX_HALVINGS = 40
+
+
+def flatten_draws(positions) -> np.ndarray:
+    """Positions pytree with leading ``(chain, draw)`` axes -> ``(chain, draw, dim)``."""
+    leaves = jax.tree.leaves(positions)
+    chains, draws = leaves[0].shape[:2]
+    return np.concatenate(
+        [np.asarray(leaf, np.float64).reshape(chains, draws, -1) for leaf in leaves], axis=-1
+    )
+
+
+def run_quietly(sampler, rng_key, positions, num_steps: int, thin: int = 1):
+    """The positions of ``rs.sample_chains`` without its warnings (divergent chains are
+    reported by the checks)."""
+    from robust_score.sampling import sample_chains
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        positions, _, _ = sample_chains(sampler, rng_key, positions, num_steps, thin=thin)
+    return positions
 
 
 class Runner(NamedTuple):

@@ -1,68 +1,75 @@
 """Score error along the chain: how wrong the user's score is where the chain sits, against a
 trusted log density, and against the same where the target has mass."""
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from robust_score._checks import check_callable, check_count
-from robust_score.diagnostics._data import Draws, as_datatree, as_sample_matrix, posterior_draws
-from robust_score.diagnostics._shared import check_dim, kept_points, numpy_rng
-from robust_score.diagnostics.result import SCORE_ERROR, CheckResult, skip_if_missing
-from robust_score.diagnostics.statistics import kernel_stein_discrepancy, subsample
-from robust_score.diagnostics.thresholds import (
-    SCORE_ERROR_CONCENTRATION,
-    SCORE_ERROR_FAIL,
-    SCORE_ERROR_WARN,
-)
+from robust_score.diagnostics.draws import Draws
+from robust_score.diagnostics.inputs import Inputs, gather
+from robust_score.diagnostics.result import SCORE_ERROR, CheckResult
+from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
+from robust_score.diagnostics.statistics import kernel_stein_discrepancy, numpy_rng, subsample
 
-__all__ = ["score_error_along_chain"]
+__all__ = ["ScoreErrorDetails", "check_score_error", "score_error_along_chain"]
 
 # the kernel Stein discrepancy is quadratic in its points: at most this many
 _KSD_POINTS = 300
 
 
+class ScoreErrorDetails(NamedTuple):
+    """Relative score errors per draw (against ``E||grad log p||^2`` there) and overall, and
+    the KSD of the draws under the trusted score; the same under reference draws when
+    given (else ``None``)."""
+
+    chain_relative_error: float
+    chain_errors: np.ndarray
+    ksd_chain: float
+    reference_relative_error: float | None = None
+    reference_errors: np.ndarray | None = None
+    ksd_reference: float | None = None
+
+
 def score_error_along_chain(
-    data,
-    score_fn,
-    logdensity_fn,
-    *,
-    reference=None,
-    rng_key=None,
-    max_points: int = 500,
+    data, score_fn, logdensity_fn, *, reference=None, rng_key=None, settings=DEFAULT_SETTINGS
 ) -> CheckResult:
     """Relative score error ``E||s_hat - grad log p||^2 / E||grad log p||^2`` on the chain's
     draws, against the same under ``reference`` draws when given (the trap signature: tiny
     under the target, large where the chain sits), plus the IMQ kernel Stein discrepancy of
     the draws under the trusted score."""
-    skipped = skip_if_missing(SCORE_ERROR, score_fn, logdensity_fn)
-    if skipped is not None:
-        return skipped
-    check_callable(score_fn, "score_fn", "score_fn(position)")
-    check_callable(logdensity_fn, "logdensity_fn", "logdensity_fn(position)")
-    check_count(max_points, "max_points", minimum=2)
-    draws = posterior_draws(as_datatree(data))
+    draws, inputs = gather(
+        data, score_fn=score_fn, logdensity_fn=logdensity_fn, reference=reference
+    )
+    return check_score_error(draws, inputs, settings, rng_key)
+
+
+def check_score_error(draws: Draws, inputs: Inputs, settings: Settings, rng_key) -> CheckResult:
     _, rng = numpy_rng(rng_key)
-    errors = _error_function(draws, score_fn, logdensity_fn)
-    chain_points = subsample(kept_points(draws), max_points, rng)
-    chain_errors, chain_error, ksd = _measure(chain_points, errors, rng, max_points)
-    details = {
-        "chain_relative_error": chain_error,
-        "max_points": max_points,
-        "chain_errors": chain_errors,  # per draw, relative to E||grad log p||^2 there
-        "ksd_chain": ksd,
-    }
-    reference_error = None
-    if reference is not None:
-        matrix = check_dim(as_sample_matrix(reference, "reference"), draws.dim, "reference")
-        reference_points = subsample(matrix, max_points, rng)
-        per_draw, reference_error, ksd = _measure(reference_points, errors, rng, max_points)
-        details["reference_errors"] = per_draw
-        details["reference_relative_error"] = reference_error
-        details["ksd_reference"] = ksd
-    status, explanation = _verdict(chain_error, reference_error)
-    return CheckResult(SCORE_ERROR, status, chain_error, SCORE_ERROR_FAIL, explanation, details)
+    errors = _error_function(draws, inputs.score_fn, inputs.logdensity_fn)
+    points = subsample(draws.points, settings.max_points, rng)
+    chain = _measure(points, errors, rng, settings.max_points)
+    details = ScoreErrorDetails(*chain)
+    if inputs.reference is not None:
+        reference = subsample(inputs.reference, settings.max_points, rng)
+        error, per_draw, ksd = _measure(reference, errors, rng, settings.max_points)
+        details = details._replace(
+            reference_relative_error=error, reference_errors=per_draw, ksd_reference=ksd
+        )
+    status, explanation = _verdict(
+        details.chain_relative_error, details.reference_relative_error, settings
+    )
+    return CheckResult(
+        SCORE_ERROR,
+        status,
+        details.chain_relative_error,
+        settings.score_error_fail,
+        explanation,
+        details,
+        "trapped" if status == "fail" else "none",
+    )
 
 
 def _error_function(draws: Draws, score_fn, logdensity_fn):
@@ -94,27 +101,28 @@ def _error_function(draws: Draws, score_fn, logdensity_fn):
 
 
 def _measure(points, errors, rng, max_points: int):
-    """``(per-draw relative errors, relative error, KSD)`` on ``points``; the KSD on a
+    """``(relative error, per-draw relative errors, KSD)`` on ``points``; the KSD on a
     subsample of them (drawn from ``rng``) under the trusted score."""
     squared, norms, _ = errors(points)
     scale = max(norms.mean(), 1e-300)
     ksd_points = subsample(points, min(max_points, _KSD_POINTS), rng)
     _, _, ksd_scores = errors(ksd_points)
     ksd = kernel_stein_discrepancy(ksd_points, ksd_scores)
-    return squared / scale, float(squared.mean() / scale), ksd
+    return float(squared.mean() / scale), squared / scale, ksd
 
 
-def _verdict(chain_error: float, reference_error: float | None) -> tuple[str, str]:
+def _verdict(chain_error: float, reference_error: float | None, settings) -> tuple[str, str]:
     """``(status, explanation)``: a fail needs the error to be large where the chain sits
     and, with reference draws, concentrated there (far above the error under the target)."""
     concentrated = (
-        reference_error is None or chain_error > SCORE_ERROR_CONCENTRATION * reference_error
+        reference_error is None
+        or chain_error > settings.score_error_concentration * reference_error
     )
-    if chain_error > SCORE_ERROR_FAIL and concentrated:
+    if chain_error > settings.score_error_fail and concentrated:
         explanation = f"your score is {chain_error:.0%} wrong (relative L2) where the chain sits"
         if reference_error is not None:
             explanation += f", against {reference_error:.1e} under the target: the trap signature"
         return "fail", explanation + "."
-    if chain_error > SCORE_ERROR_WARN:
+    if chain_error > settings.score_error_warn:
         return "warn", f"your score has {chain_error:.1%} relative L2 error where the chain sits."
     return "ok", "your score agrees with the trusted score where the chain sits."

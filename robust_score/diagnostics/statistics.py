@@ -13,7 +13,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from robust_score._checks import check_key
+
 __all__ = [
+    "match_length",
+    "numpy_rng",
+    "per_variable_rhat",
+    "rhat_1d",
     "effective_sample_size",
     "energy_statistics",
     "energy_test",
@@ -294,3 +300,38 @@ def nearest_distances(
         indices.append(np.take_along_axis(candidates, order, axis=1))
     distances, indices = np.concatenate(distances), np.concatenate(indices)
     return (distances, indices) if return_indices else distances
+
+
+def numpy_rng(rng_key):
+    """``(rng_key, numpy Generator)``: the key (``None``: ``jax.random.key(0)``) and a NumPy
+    stream seeded from it, for subsampling."""
+    rng_key = jax.random.key(0) if rng_key is None else check_key(rng_key)
+    seed = int(jax.random.randint(rng_key, (), 0, 2**31 - 1))
+    return rng_key, np.random.default_rng(seed)
+
+
+def match_length(chains: np.ndarray, length: int) -> np.ndarray:
+    """Resample each chain's draws to ``length`` evenly spaced ones (for a joint R-hat)."""
+    if chains.shape[1] == length or len(chains) == 0:
+        return chains
+    index = np.linspace(0, chains.shape[1] - 1, length).round().astype(int)
+    return chains[:, index]
+
+
+def rhat_1d(values: np.ndarray) -> float:
+    """Rank-normalized split R-hat of a ``(chain, draw)`` scalar."""
+    if values.shape[0] < 2 or values.shape[1] < 4:
+        return math.nan
+    return float(arviz_stats.rhat(values, chain_axis=0, draw_axis=1))
+
+
+def per_variable_rhat(chains: np.ndarray, rng, max_coordinates: int = 64) -> float:
+    """Max rank-normalized split R-hat over (at most ``max_coordinates`` randomly chosen)
+    coordinates of ``(chain, draw, dim)``: rank normalization costs O(draws log draws) per
+    coordinate, too much to spend on all of d = 1000 for an informational number."""
+    if chains.shape[0] < 2 or chains.shape[1] < 4:
+        return math.nan
+    if chains.shape[-1] > max_coordinates:
+        chains = chains[..., np.sort(rng.choice(chains.shape[-1], max_coordinates, replace=False))]
+    values = np.asarray(arviz_stats.rhat(chains, chain_axis=0, draw_axis=1))
+    return float(np.nanmax(values))

@@ -8,6 +8,7 @@ Metropolis correction, not other starts. This check continues the user's chains 
 proportion to the step.
 """
 
+import dataclasses
 import math
 from typing import NamedTuple
 
@@ -15,20 +16,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from robust_score._checks import check_callable, check_count, check_positive_scalar
-from robust_score.diagnostics._data import Draws, as_datatree, posterior_draws
-from robust_score.diagnostics._shared import flatten_draws, run_quietly
-from robust_score.diagnostics.result import STEP_SIZE, CheckResult, skip_if_missing
-from robust_score.diagnostics.thresholds import (
-    BIAS_Z,
-    LINEARITY_CHI2,
-    MIN_CHAINS_FOR_STEP_CHECK,
-)
+from robust_score.diagnostics.comparison import Comparison, compare
+from robust_score.diagnostics.draws import Draws
+from robust_score.diagnostics.explain import describe
+from robust_score.diagnostics.grading import Grade, grade
+from robust_score.diagnostics.inputs import Inputs, gather
+from robust_score.diagnostics.result import STEP_SIZE, CheckResult
+from robust_score.diagnostics.runners import flatten_draws, run_quietly
+from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
+from robust_score.diagnostics.statistics import numpy_rng
 
-__all__ = ["step_size_sensitivity"]
+__all__ = ["DoubledStepsDetails", "StepSizeDetails", "check_step_size", "step_size_sensitivity"]
 
 # continued runs keep about this many draws per chain
 _DRAWS_PER_RUN = 200
+_MIN_CHAINS = 4
 
 
 class SpreadEstimate(NamedTuple):
@@ -39,55 +41,112 @@ class SpreadEstimate(NamedTuple):
     standard_error: float
 
 
+class StepSizeDetails(NamedTuple):
+    """The spread at ``h``, ``h/2`` and ``h/4``, the fitted slope against the step, its
+    z-score and linearity chi-square, and the run's own bias by extrapolation (in log
+    variance); ``bias``: the move is an O(h) discretization bias."""
+
+    step_size: float
+    spreads: tuple
+    slope: float = math.nan
+    z: float = math.nan
+    linearity_chi2: float = math.nan
+    extrapolated_bias: float = math.nan
+    bias: bool = False
+
+
+class DoubledStepsDetails(NamedTuple):
+    """Independent draws against as many drawn by the same settings at twice the steps."""
+
+    num_steps: int
+    comparison: Comparison
+    grade: Grade
+
+
 def step_size_sensitivity(
-    data,
-    sampler_at,
-    step_size,
-    *,
-    rng_key=None,
-    num_chains: int = 8,
-    num_steps: int | None = None,
+    data, sampler_at, step_size, *, rng_key=None, settings=DEFAULT_SETTINGS
 ) -> CheckResult:
     """Continue the run at ``step_size``, ``step_size / 2`` and ``step_size / 4`` and ask
     whether the draws move in proportion to the step: the signature of an unadjusted
-    sampler's O(h) bias.
+    sampler's O(h) bias. ``sampler_at(h)`` builds the user's sampler at step ``h`` (e.g.
+    ``lambda h: rs.ula(score_fn, h)``). Each run covers the same time span.
 
-    ``sampler_at(h)`` builds the user's sampler at step ``h`` (e.g.
-    ``lambda h: rs.ula(score_fn, h)``); ``step_size`` is the step the run used. ``num_steps``
-    (default: the run's own length, at least 200) is multiplied by 2 and 4 at the smaller
-    steps, so every run covers the same time span.
+    ``ok`` when halving the step does not move the spread beyond its Monte-Carlo error;
+    ``warn`` when it does (the details say whether the move shrinks like O(h), a
+    discretization bias remedied by a smaller step or MALA, or not)."""
+    draws, inputs = gather(data, sampler_at=sampler_at, step_size=step_size)
+    return check_step_size(draws, inputs, settings, rng_key)
 
-    Statuses: ``ok`` when halving the step does not move the spread beyond its Monte-Carlo
-    error; ``warn`` when it does (the details say whether the move shrinks like O(h) —
-    a discretization bias, remedied by a smaller step or MALA — or not).
-    """
-    skipped = skip_if_missing(STEP_SIZE, sampler_at, step_size)
-    if skipped is not None:
-        return skipped
-    check_callable(sampler_at, "sampler_at", "sampler_at(step_size)")
-    check_positive_scalar(step_size, "step_size")
-    check_count(num_chains, "num_chains", minimum=MIN_CHAINS_FOR_STEP_CHECK)
-    tree = as_datatree(data)
-    draws = posterior_draws(tree)
-    if draws.flat.shape[0] < MIN_CHAINS_FOR_STEP_CHECK or draws.flat.shape[1] < 20:
-        return CheckResult.skipped(
+
+def check_step_size(draws: Draws, inputs: Inputs, settings: Settings, rng_key) -> CheckResult:
+    if draws.independent:
+        return _doubled_steps(draws, inputs, settings, rng_key)
+    if draws.num_chains < _MIN_CHAINS or draws.flat.shape[1] < 20:
+        return CheckResult(
             STEP_SIZE,
-            f"needs at least {MIN_CHAINS_FOR_STEP_CHECK} chains of 20 draws; the run has "
-            f"{draws.flat.shape[0]} chains of {draws.flat.shape[1]}.",
+            "unconverged",
+            draws.flat.shape[1],
+            20,
+            f"needs at least {_MIN_CHAINS} chains of 20 draws; the run has "
+            f"{draws.num_chains} chains of {draws.flat.shape[1]}.",
+            finding="too few draws",
         )
-    if num_steps is None:
-        thin = int(tree["posterior"].attrs.get("thin", 1))
-        num_steps = max(_DRAWS_PER_RUN, draws.flat.shape[1] * thin)
-    check_count(num_steps, "num_steps")
+    num_steps = max(_DRAWS_PER_RUN, draws.flat.shape[1] * draws.thin)
     rng_key = jax.random.key(0) if rng_key is None else rng_key
     # all three runs, the run's own step included, are continued alike (same time span,
     # kept draws and spacing): the spread estimator's small-sample bias then cancels
     spreads = []
     for factor in (1, 2, 4):
         rng_key, run_key = jax.random.split(rng_key)
-        sampler = sampler_at(float(step_size) / factor)
-        spreads.append(_spread(_continue(sampler, run_key, draws, num_chains, num_steps * factor)))
-    return _verdict(float(step_size), spreads)
+        sampler = inputs.sampler_at(float(inputs.step_size) / factor)
+        chains = _continue(sampler, run_key, draws, settings.step_chains, num_steps * factor)
+        spreads.append(_spread(chains))
+    return _verdict(float(inputs.step_size), spreads, settings)
+
+
+def _doubled_steps(draws: Draws, inputs: Inputs, settings: Settings, rng_key) -> CheckResult:
+    """Independent draws against as many from the same settings at twice the steps: a
+    sampler that has converged in its number of steps draws the same law at twice them."""
+    from robust_score.batch import sample_batch
+
+    path = inputs.path
+    doubled = dataclasses.replace(path, num_steps=2 * path.num_steps)
+    rng_key, rng = numpy_rng(rng_key)
+    draw_key, compare_key = jax.random.split(rng_key)
+    template = draws.unravel(jnp.zeros(draws.dim))
+    finer = sample_batch(
+        draw_key,
+        inputs.time_score_fn,
+        doubled,
+        draws.num_chains,
+        jnp.shape(template),
+        dtype=jnp.result_type(template),
+    )
+    finer = np.asarray(finer, np.float64).reshape(draws.num_chains, -1)
+    comparison = compare(draws.kept, finer, compare_key, rng, settings)
+    measured = grade(comparison, settings)
+    details = DoubledStepsDetails(doubled.num_steps, comparison, measured)
+    numbers = describe(measured, comparison, settings)
+    if measured.status in ("ok", "unconverged"):
+        explanation = (
+            f"draws at twice the steps ({doubled.num_steps}) follow the same law ({numbers})"
+        )
+        return CheckResult(
+            STEP_SIZE, "ok", measured.effect, measured.threshold, explanation + ".", details
+        )
+    explanation = (
+        f"draws at twice the steps ({doubled.num_steps}) differ from yours ({numbers}): your "
+        "sampler has not converged in its number of steps; use more steps or another method"
+    )
+    return CheckResult(
+        STEP_SIZE,
+        "warn",
+        measured.effect,
+        measured.threshold,
+        explanation + ".",
+        details,
+        "discretization",
+    )
 
 
 def _continue(sampler, run_key, draws: Draws, num_chains: int, num_steps: int) -> np.ndarray:
@@ -112,49 +171,52 @@ def _spread(chains: np.ndarray) -> SpreadEstimate:
     )
 
 
-def _verdict(step_size: float, spreads: list[SpreadEstimate]) -> CheckResult:
+def _verdict(step_size: float, spreads: list[SpreadEstimate], settings: Settings) -> CheckResult:
     """Fit ``spread = a + b h`` to the three runs (weighted by their standard errors): a
-    slope ``b`` beyond ``BIAS_Z`` standard errors means the draws move with the step, and a
-    fit within ``LINEARITY_CHI2`` means they move in proportion to it (O(h) bias)."""
+    slope beyond ``bias_z`` standard errors means the draws move with the step, and a fit
+    within ``linearity_chi2`` means they move in proportion to it (O(h) bias)."""
     steps = step_size / np.array([1.0, 2.0, 4.0])
     values = np.array([s.value for s in spreads])
     errors = np.array([s.standard_error for s in spreads])
-    details = {
-        "step_size": step_size,
-        "log_spread": values.tolist(),
-        "standard_errors": errors.tolist(),
-    }
+    details = StepSizeDetails(step_size, tuple(spreads))
     if not (np.isfinite(values).all() and np.isfinite(errors).all() and (errors > 0).all()):
         return CheckResult(
-            STEP_SIZE, "warn", math.nan, BIAS_Z, "the continued runs diverged.", details
+            STEP_SIZE,
+            "warn",
+            math.nan,
+            settings.bias_z,
+            "the continued runs diverged.",
+            details,
+            "inconclusive",
         )
     weights = 1.0 / errors**2
     mean_step = np.sum(weights * steps) / weights.sum()
     spread_of_steps = np.sum(weights * (steps - mean_step) ** 2)
     slope = np.sum(weights * (steps - mean_step) * values) / spread_of_steps
     intercept = np.sum(weights * (values - slope * steps)) / weights.sum()
-    z = abs(slope) * math.sqrt(spread_of_steps)
+    z = float(abs(slope) * math.sqrt(spread_of_steps))
     chi2 = float(np.sum(weights * (values - intercept - slope * steps) ** 2))
     # with spread(h) = spread(0) + b h, the run's own bias is b h (Richardson extrapolation)
-    details.update(
+    details = details._replace(
         slope=float(slope), z=z, linearity_chi2=chi2, extrapolated_bias=float(slope * step_size)
     )
-    if z < BIAS_Z:
-        details["bias"] = False
+    if z < settings.bias_z:
         explanation = "halving the step does not move your draws beyond Monte-Carlo error"
-        return CheckResult(STEP_SIZE, "ok", z, BIAS_Z, explanation + ".", details)
-    details["bias"] = chi2 <= LINEARITY_CHI2
-    percent = 100 * (math.exp(details["extrapolated_bias"]) - 1)
-    if details["bias"]:
+        return CheckResult(STEP_SIZE, "ok", z, settings.bias_z, explanation + ".", details)
+    details = details._replace(bias=chi2 <= settings.linearity_chi2)
+    percent = 100 * (math.exp(details.extrapolated_bias) - 1)
+    if details.bias:
         explanation = (
             f"discretization bias: your draws' variance is about {percent:+.0f} % off, a "
             "gap that shrinks in proportion to the step (O(h)); reduce the step size or use "
             "a Metropolis-adjusted sampler (MALA). This is not a trap"
         )
+        finding = "discretization"
     else:
         explanation = (
             "halving the step moves your draws, but not in proportion to the step "
             f"(linearity chi-square {chi2:.1f}): not a plain discretization bias; the runs "
             "may not have converged"
         )
-    return CheckResult(STEP_SIZE, "warn", z, BIAS_Z, explanation + ".", details)
+        finding = "inconclusive"
+    return CheckResult(STEP_SIZE, "warn", z, settings.bias_z, explanation + ".", details, finding)

@@ -19,6 +19,7 @@ from jax.flatten_util import ravel_pytree
 __all__ = [
     "UNCONSTRAINED",
     "Draws",
+    "parse_draws",
     "as_datatree",
     "as_sample_matrix",
     "is_numpyro_mcmc",
@@ -32,12 +33,15 @@ UNCONSTRAINED = "unconstrained latent"
 
 
 class Draws(NamedTuple):
-    """Posterior draws flattened to ``(chain, draw, dim)`` plus the way back to positions."""
+    """The user's draws, parsed once: ``flat`` is ``(chain, draw, dim)`` (independent draws:
+    ``(n, 1, dim)``, ``n`` chains of one draw each), with the way back to positions."""
 
     flat: np.ndarray
     unravel: callable  # flat (dim,) vector -> position pytree, as the sampler/score take it
     var_names: tuple[str, ...]
     slices: dict  # variable name -> its slice of the flat vector
+    tree: xr.DataTree | None = None  # the posterior the draws came from (None: arrays)
+    thin: int = 1  # steps between kept draws in the user's run
 
     @property
     def num_chains(self) -> int:
@@ -46,6 +50,54 @@ class Draws(NamedTuple):
     @property
     def dim(self) -> int:
         return self.flat.shape[-1]
+
+    @property
+    def independent(self) -> bool:
+        """One draw per chain: independent draws, with no burn-in to drop."""
+        return self.flat.shape[1] == 1
+
+    @property
+    def kept(self) -> np.ndarray:
+        """``(chain, draw, dim)`` the checks judge: each chain's second half (the first is
+        burn-in), or every draw when they are independent."""
+        return self.flat[:, self.flat.shape[1] // 2 :]
+
+    @property
+    def points(self) -> np.ndarray:
+        """:attr:`kept` with the chains pooled, ``(n, dim)``."""
+        return self.kept.reshape(-1, self.dim)
+
+
+def parse_draws(data) -> Draws:
+    """The one parser of what users have: a DataTree with a ``posterior`` group (``rs.run``,
+    ``az.from_numpyro``), a NumPyro ``MCMC`` (read in its unconstrained latent space), or
+    independent draws, an array ``(n, ...)`` or a pytree of arrays with one leading axis
+    (``rs.sample_batch``'s output: each row one draw, nothing dropped as burn-in)."""
+    if isinstance(data, xr.DataTree) or is_numpyro_mcmc(data):
+        return posterior_draws(as_datatree(data))
+    leaves = jax.tree.leaves(data)
+    if not leaves or not all(hasattr(leaf, "shape") and np.ndim(leaf) >= 1 for leaf in leaves):
+        raise TypeError(
+            "`data` must be an xarray.DataTree (from rs.run or az.from_numpyro), a "
+            "numpyro.infer.MCMC, or independent draws: an array shaped (num_draws, ...) or a "
+            f"pytree of such arrays (rs.sample_batch's output), got {type(data).__name__}."
+        )
+    sizes = {np.shape(leaf)[0] for leaf in leaves}
+    if len(sizes) != 1 or 0 in sizes:
+        raise ValueError(
+            "independent draws in `data` need one leading axis (num_draws, ...) shared by "
+            f"every leaf, with at least one draw; got leading sizes {sorted(sizes)}."
+        )
+    template = jax.tree.map(lambda leaf: jnp.asarray(leaf[0]), data)
+    flat_template, unravel = ravel_pytree(template)
+    flat = jax.vmap(lambda position: ravel_pytree(position)[0])(data)
+    names = ("x",) if not isinstance(data, dict) else tuple(sorted(data))
+    slices, offset = {}, 0
+    for name in names:
+        size = int(np.size(template[name])) if isinstance(data, dict) else flat_template.size
+        slices[name] = slice(offset, offset + size)
+        offset += size
+    return Draws(np.asarray(flat, np.float64)[:, None, :], unravel, names, slices)
 
 
 def as_datatree(data) -> xr.DataTree:
@@ -99,7 +151,8 @@ def posterior_draws(tree: xr.DataTree) -> Draws:
             [arrays[name].reshape(num_chains, num_draws, -1) for name in sorted(names)], axis=-1
         )
     _, unravel = ravel_pytree(template)
-    return Draws(flat.astype(np.float64), unravel, names, slices)
+    thin = int(posterior.attrs.get("thin", 1))
+    return Draws(flat.astype(np.float64), unravel, names, slices, tree, thin)
 
 
 def as_sample_matrix(samples, name: str) -> np.ndarray:

@@ -1,0 +1,97 @@
+"""Say in words what the checks found: every sentence a report prints is built here, from
+typed measurements and grades. Nothing here measures or grades."""
+
+from robust_score.diagnostics.comparison import Apart, Comparison
+from robust_score.diagnostics.grading import Grade, Verdict
+from robust_score.diagnostics.settings import Settings
+
+__all__ = ["LABELS", "describe", "sample_explanation", "too_few_draws"]
+
+#: How each statistic of a comparison reads in an explanation.
+LABELS = {
+    "joint": "energy coefficient",
+    "radial": "radial KS distance",
+    "mode mass": "mode-mass KS distance",
+}
+
+
+def describe(grade: Grade, comparison: Comparison, settings: Settings) -> str:
+    """The statistic that decided, in words: ``"mode-mass KS distance 0.21 along principal
+    direction 1, p = 3e-08, ESS 410"``."""
+    stat = comparison.statistics[grade.decided_by]
+    where = f" along principal direction {stat.direction + 1}" if stat.direction >= 0 else ""
+    text = (
+        f"{LABELS[grade.decided_by]} {stat.effect:.2g}{where}, p = {stat.p_value:.2g}, "
+        f"ESS {stat.ess:.0f}"
+    )
+    if grade.at_low_ess:
+        text += f"; with under {settings.min_ess:g} effective draws the chains have not converged"
+    return text
+
+
+def too_few_draws(ess: float, settings: Settings) -> str:
+    """What an ``unconverged`` result for too few effective draws says."""
+    return (
+        f"too few effective draws to judge (ESS {ess:.0f}, needs {settings.min_ess:g}): run "
+        "the chains longer, or start more chains from fresh draws"
+    )
+
+
+def short_run(draws_per_chain: int, settings: Settings) -> str:
+    """What a run too short to judge says."""
+    return (
+        f"too few draws to judge: {draws_per_chain} per chain after burn-in (the first half "
+        f"of each chain), needs {settings.min_kept_draws}; run the chains longer"
+    )
+
+
+def inherited_weights(apart: Apart, num_chains: int, other: str) -> str:
+    """The ``unconverged`` sentence for chains held apart in real modes."""
+    return (
+        f"weights inherited from the starts: {apart.held} of your {num_chains} chains each "
+        f"sit in their own region and never cross, so the draws weight those regions as the "
+        f"starts did, and they differ from {other}. Start many more chains from fresh "
+        "draws (reverse diffusion, held-out data); a longer run will not fix it"
+    )
+
+
+def sample_explanation(
+    verdict: Verdict,
+    grade: Grade,
+    comparison: Comparison,
+    apart: Apart,
+    num_chains: int,
+    other: str,
+    settings: Settings,
+) -> str:
+    """The sentence of a check that compares the user's draws with ``other`` (e.g. "the
+    reference draws", "reverse diffusion with the same score")."""
+    numbers = describe(grade, comparison, settings)
+    coverage = comparison.coverage
+    if verdict.finding == "inherited weights":
+        return f"{inherited_weights(apart, num_chains, other)} ({numbers})"
+    if verdict.finding == "trapped" and apart.held > apart.in_modes:
+        narrow = apart.held - apart.in_modes
+        return (
+            f"{narrow} of your {num_chains} chains sit in wells far narrower than the target "
+            f"around them and never leave: trapped by where they started ({numbers})"
+        )
+    if verdict.finding == "trapped":
+        return (
+            f"{coverage.chains_off} of your {num_chains} chains sit where {other} has no "
+            f"mass: trapped, likely where the score is wrong ({numbers})"
+        )
+    if verdict.finding == "missed mass":
+        return (
+            f"{coverage.uncovered:.0%} of {other} lies where none of your chains go: they "
+            f"miss part of the target, e.g. a mode ({numbers})"
+        )
+    if verdict.finding == "too few draws":
+        return too_few_draws(comparison.ess, settings)
+    sentence = {
+        "ok": f"no statistic tells your draws from {other}",
+        "warn": f"your draws differ somewhat from {other}",
+        "fail": f"your draws do not follow {other}",
+    }[verdict.status]
+    clause = "largest: " if verdict.status == "ok" else "decided by the "
+    return f"{sentence} ({clause}{numbers})"
