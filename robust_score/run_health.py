@@ -58,10 +58,18 @@ MAX_DIVERGENT_FRACTION = 0.05
 # optimal step falls as d^(-1/6): 0.1 is reached near d = 10^6.
 MIN_STEP_OVER_SCALE = 0.1
 
-_REMEDY = (
+# what to do, for a NumPyro model and for a run driven by a score alone (rs.run), where
+# chains that stay apart may each sit in a mode or a well of the score
+MODEL_REMEDY = (
     "reparameterize the model (e.g. non-centred), precondition it "
     "(adapt_mass_matrix=True, dense_mass=True), use NUTS when the model has a log density, "
     "or, with a score of your own, check it with rs.diagnostics.trap_report"
+)
+SCORE_REMEDY = (
+    "precondition the sampler (rs.mala_adaptation, rs.ula_adaptation); chains that stay "
+    "apart may each sit in a mode or in a well of the score, where a longer run does not "
+    "help: start many chains from fresh draws (e.g. reverse diffusion) and check the run "
+    "with rs.diagnostics.trap_report(tree, sampler=...)"
 )
 
 
@@ -112,11 +120,14 @@ def _flatten(draws: Mapping[str, np.ndarray]):
     return flat, coordinate_names(shapes)
 
 
-def convergence_problems(draws, names: Sequence[str] | None = None) -> list[RunProblem]:
+def convergence_problems(
+    draws, names: Sequence[str] | None = None, remedy: str = MODEL_REMEDY
+) -> list[RunProblem]:
     """R̂ and bulk ESS of every scalar of ``draws`` (``{name: (chain, draw, ...)}``, or a
     ``(chain, draw, k)`` array with a name per coordinate in ``names``), by ``arviz_stats``.
     Nothing is judged below ``MIN_DRAWS`` draws per chain; R̂ needs two chains. Non-finite
-    draws are left to the divergence checks."""
+    draws are left to the divergence checks. ``remedy``: what the warning advises
+    (:data:`MODEL_REMEDY` for a NumPyro model, :data:`SCORE_REMEDY` for a score-driven run)."""
     import numpyro  # isort: skip  # noqa: F401  (before ArviZ: robust_score/__init__.py)
     import arviz_stats
 
@@ -150,7 +161,7 @@ def convergence_problems(draws, names: Sequence[str] | None = None) -> list[RunP
                     f"{int(np.sum(~(rhat <= RHAT_THRESHOLD)))} of {checked}): "
                     f"the {chains} chains do not agree on one posterior yet. Run longer if "
                     f"they are still approaching each other; if they stay apart or crawl, "
-                    f"{_REMEDY}.",
+                    f"{remedy}.",
                     ConvergenceWarning,
                 )
             )
@@ -163,7 +174,7 @@ def convergence_problems(draws, names: Sequence[str] | None = None) -> list[RunP
                 f"bulk ESS is {ess[worst]:.0f} for {names[worst]} (below {MIN_BULK_ESS} for "
                 f"{int(np.sum(~(ess >= MIN_BULK_ESS)))} of {checked}) from "
                 f"{chains} x {num_draws} draws: means and intervals are not yet reliable. "
-                f"Run longer; if the ESS per draw stays this low, {_REMEDY}.",
+                f"Run longer; if the ESS per draw stays this low, {remedy}.",
                 ConvergenceWarning,
             )
         )
@@ -186,7 +197,7 @@ def divergence_problems(diverging) -> list[RunProblem]:
             f"{count} of {size} moves after warm-up ({chains} of {diverging.shape[0]} chains) "
             f"diverged, more than {MAX_DIVERGENT_FRACTION:.0%}: the step is too large for the "
             "curvature where the chains went (a funnel's neck, a stiff tail), and the draws "
-            f"miss that region. Raise target_accept_prob, {_REMEDY}.",
+            f"miss that region. Raise target_accept_prob, {MODEL_REMEDY}.",
             DivergenceWarning,
         )
     ]
@@ -224,7 +235,7 @@ def step_size_problems(
             f"chains): a move spans {ratio[chain, coordinate]:.2g} of the posterior sd of "
             f"{name}, below {MIN_STEP_OVER_SCALE}, so the chains need more than "
             f"{1 / ratio[chain, coordinate] ** 2:.0f} moves to cross it. The warm-up shrank "
-            f"the step to fit a stiffer region (a funnel's neck, a heavy tail): {_REMEDY}.",
+            f"the step to fit a stiffer region (a funnel's neck, a heavy tail): {MODEL_REMEDY}.",
             StepSizeWarning,
         )
     ]
@@ -241,6 +252,6 @@ def warn_about_run(tree, stacklevel: int = 2) -> list[RunProblem]:
     """:func:`convergence_problems` of an ``rs.run`` tree's posterior, warned about."""
     posterior = tree["posterior"]
     draws = {str(name): posterior[name].values for name in posterior.data_vars}
-    problems = convergence_problems(draws)
+    problems = convergence_problems(draws, remedy=SCORE_REMEDY)
     warn_problems(problems, stacklevel + 1)
     return problems
