@@ -156,28 +156,17 @@ def posterior_draws(tree: xr.DataTree) -> Draws:
 
 
 def as_sample_matrix(samples, name: str) -> np.ndarray:
-    """``samples`` as ``(n, dim)``: a DataTree's posterior (chains pooled), an array
-    ``(n, ...)`` / ``(chain, draw, ...)`` when ``dim`` is unknown, or a pytree of those."""
-    if isinstance(samples, xr.DataTree) or is_numpyro_mcmc(samples):
-        draws = posterior_draws(as_datatree(samples))
-        return draws.flat.reshape(-1, draws.dim)
-    leaves = jax.tree.leaves(samples)
-    if not leaves:
-        raise ValueError(f"`{name}` is empty.")
-    if len(leaves) == 1:
-        array = np.asarray(leaves[0], dtype=np.float64)
-        if array.ndim < 2 or array.shape[0] == 0:
-            raise ValueError(
-                f"`{name}` must be shaped (num_points, dim) with at least one point, got "
-                f"shape {array.shape}."
-            )
-        return array.reshape(array.shape[0], -1)
-    sizes = {np.shape(leaf)[0] for leaf in leaves}
-    if len(sizes) != 1:
-        raise ValueError(f"every leaf of `{name}` must share the leading axis.")
-    return np.concatenate(
-        [np.asarray(leaf, np.float64).reshape(np.shape(leaf)[0], -1) for leaf in leaves], axis=1
-    )
+    """``samples`` as ``(n, dim)``, read by :func:`parse_draws`: a DataTree's posterior or an
+    MCMC's draws (every draw, chains pooled), or independent draws (an array ``(n, ...)``,
+    or a pytree of them)."""
+    try:
+        draws = parse_draws(samples)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"`{name}` must be draws: an array shaped (num_points, ...) with at least one "
+            f"point, a pytree of such arrays, or a DataTree with a posterior ({err})"
+        ) from err
+    return draws.flat.reshape(-1, draws.dim)
 
 
 def is_numpyro_mcmc(data) -> bool:

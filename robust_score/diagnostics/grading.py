@@ -132,7 +132,7 @@ def judge_sample(grade: Grade, coverage, apart, settings: Settings) -> Verdict:
     - part of the other sample that no chain visits, with chains that mix and enough
       effective draws to judge, is missed mass (``fail``);
     - otherwise the grade stands."""
-    if apart.held > apart.in_modes and (grade.status == "fail" or coverage.uncovered > 0):
+    if apart.held > apart.in_modes:
         return Verdict("fail", "trapped")
     if grade.status == "fail" and coverage.chains_off:
         return Verdict("fail", "trapped")

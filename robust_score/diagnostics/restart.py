@@ -280,6 +280,12 @@ def _pooled_sentence(verdict, details: RestartDetails, num_chains: int, fallback
             f"{coverage.chains_off} of your {num_chains} chains sit where no restart "
             "chain goes: trapped by where they started"
         )
+    if verdict.status == "ok":
+        return (
+            f"the restarts settle only where your chains go ({details.apart.held} of your "
+            f"{num_chains} chains each sit in their own region and never cross, so the "
+            "restarts' weights follow their own starts and say nothing about yours)"
+        )
     if verdict.finding == "missed mass":
         return (
             f"{coverage.uncovered:.0%} of the restart draws settle where none of your "

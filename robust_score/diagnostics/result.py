@@ -47,7 +47,8 @@ STATUSES = (*SEVERITY, "skipped")
 #: explanation.
 FINDINGS = {
     "none": "no sign of a trap",
-    "trapped": "TRAPPED: the chains sit where the target has no mass",
+    "trapped": "TRAPPED: the chains are held where the target is not (a well of the score, "
+    "or where they started)",
     "missed mass": "part of the target is missed: no chain visits it",
     "memorizing": "MEMORIZING: the draws reproduce the training data",
     "differs": "the draws do not follow the reference",

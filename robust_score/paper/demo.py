@@ -20,6 +20,7 @@ import numpyro  # isort: skip  # noqa: F401  (before ArviZ: see robust_score/__i
 import arviz_stats
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import robust_score as rs
 from robust_score.paper.metrics import nearest_distance, norm_per_sqrt_d
@@ -180,7 +181,7 @@ def memorization_rows(
 
 
 def _mean_per_sqrt_d(distances, dim: int) -> float:
-    return float(jnp.mean(distances)) / math.sqrt(dim)
+    return float(np.mean(distances)) / math.sqrt(dim)
 
 
 def format_table(rows) -> str:

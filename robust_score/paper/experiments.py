@@ -38,7 +38,7 @@ from robust_score.learn import TrainedScore, TrainingSettings
 from robust_score.paper.metrics import (
     kl_diagonal_fit,
     metric_floor,
-    nearest_distance_numpy,
+    nearest_distance,
     sliced_w2,
 )
 from robust_score.paper.records import Curve, DiffusionSampler, Row, Run
@@ -355,7 +355,7 @@ def _notes(experiment: _Experiment, trained: TrainedScore, chain_ends, floor, co
     target, settings, train = experiment.target, experiment.settings, experiment.train
 
     def nn_train(points):
-        distances = nearest_distance_numpy(np.asarray(points), train)
+        distances = nearest_distance(points, train)
         return float(np.median(distances)) / math.sqrt(target.dim)
 
     return Notes(
