@@ -230,82 +230,92 @@ def _start_contrast(rng_key, draws: Draws, inputs: Inputs, nearest: Nearest) -> 
     return StartContrast(int(from_train.sum()), source, fresh_ratio, held, drift_ratio)
 
 
+class _Row(NamedTuple):
+    status: str
+    statistic: float
+    threshold: float
+    sentence: str
+
+
 def memorization_verdict(nearest: Nearest, contrast, settings: Settings) -> CheckResult:
     """The result: the worst of three verdicts, each named with its statistic and remedy."""
     excess = nearest.fraction_on_points - nearest.baseline_fraction
+    on_points = _Row(
+        grade_above(excess, settings.memorization_fail, settings.memorization_warn),
+        excess,
+        settings.memorization_fail,
+        f"{nearest.fraction_on_points:.0%} of draws sit on a training point (NN1/NN2 < 1/3; "
+        f"baseline {nearest.baseline_fraction:.0%})",
+    )
+    held = _held_row(contrast, settings)
+    pulled, is_pull = _pulled_row(nearest, contrast, settings)
+    rows = [row for row in (on_points, held, pulled) if row is not None]
+    details = MemorizationDetails(
+        nearest,
+        contrast,
+        on_points.status,
+        None if held is None else held.status,
+        pulled.status if is_pull else None,
+    )
+    status = worst_status(row.status for row in rows)
+    if status == "ok":
+        explanation = "draws are no closer to training points than fresh draws of the target are."
+        return CheckResult(
+            MEMORIZATION, "ok", excess, settings.memorization_fail, explanation, details
+        )
+    flagged = [row for row in rows if row.status == status]
+    explanation = "; ".join(row.sentence for row in flagged) + "."
+    return CheckResult(
+        MEMORIZATION,
+        status,
+        flagged[0].statistic,
+        flagged[0].threshold,
+        explanation,
+        details,
+        "memorizing",
+    )
+
+
+def _held_row(contrast, settings: Settings):
+    """Held by training points: graded on where chains end, not on how far they drift
+    (under a score that pulls every chain to the training set, training starts drift less
+    only because they start where fresh starts are pulled to)."""
+    if contrast is None or not math.isfinite(contrast.held_ratio):
+        return None
+    ratio = contrast.held_ratio
     fail, warn = settings.memorization_distance_fail, settings.memorization_distance_warn
-    on_points = grade_above(excess, settings.memorization_fail, settings.memorization_warn)
-    rows = [
-        (
-            on_points,
-            excess,
-            settings.memorization_fail,
-            f"{nearest.fraction_on_points:.0%} of draws sit on a training point (NN1/NN2 < "
-            f"1/3; baseline {nearest.baseline_fraction:.0%})",
-        )
-    ]
-    held = pulled = None
-    if contrast is not None and math.isfinite(contrast.held_ratio):
-        # graded on where chains end, not on how far they drift: under a score that pulls
-        # every chain to the training set, training starts drift less only because they
-        # start where fresh starts are pulled to
-        held = grade_below(contrast.held_ratio, fail, warn)
-        rows.append(
-            (
-                held,
-                contrast.held_ratio,
-                fail,
-                f"held by training points: chains started at training points end "
-                f"{contrast.held_ratio:.2f}x as far from the training set as fresh starts "
-                f"do (and drift {contrast.drift_ratio:.2f}x as far). Start chains from "
-                "fresh samples not used for training (held-out data or diffusion draws)",
-            )
-        )
-    # the pull is read on fresh starts when there are any: on training starts alone it
-    # cannot be told from being held
+    return _Row(
+        grade_below(ratio, fail, warn),
+        ratio,
+        fail,
+        f"held by training points: chains started at training points end {ratio:.2f}x as "
+        f"far from the training set as fresh starts do (and drift {contrast.drift_ratio:.2f}x "
+        "as far). Start chains from fresh samples not used for training (held-out data or "
+        "diffusion draws)",
+    )
+
+
+def _pulled_row(nearest: Nearest, contrast, settings: Settings) -> tuple[_Row, bool]:
+    """Pulled towards the training set, read on fresh starts when there are any: on
+    training starts alone it cannot be told from being held (then the row says only how
+    near the draws end, and the flag is ``False``)."""
+    fail, warn = settings.memorization_distance_fail, settings.memorization_distance_warn
     fresh = contrast is not None and math.isfinite(contrast.fresh_distance_ratio)
-    if fresh or contrast is None or not contrast.train_starts:
+    is_pull = fresh or contrast is None or not contrast.train_starts
+    if is_pull:
         ratio = contrast.fresh_distance_ratio if fresh else nearest.distance_ratio
-        pulled = grade_below(ratio, fail, warn)
         who = "fresh-start chains" if fresh else "the draws"
-        rows.append(
-            (
-                pulled,
-                ratio,
-                fail,
-                f"the score pulls every sampler towards the training set: {who} end "
-                f"{ratio:.2f}x as far from it as {nearest.baseline} points are. The score "
-                "has memorized its training data and any sampler with it reproduces them: "
-                "train on more data, with a smaller network or fewer steps, and compare "
-                "its DSM loss on held-out data",
-            )
+        sentence = (
+            f"the score pulls every sampler towards the training set: {who} end {ratio:.2f}x "
+            f"as far from it as {nearest.baseline} points are. The score has memorized its "
+            "training data and any sampler with it reproduces them: train on more data, with "
+            "a smaller network or fewer steps, and compare its DSM loss on held-out data"
         )
     else:  # training starts only, nothing to contrast them with
         ratio = nearest.distance_ratio
-        rows.append(
-            (
-                grade_below(ratio, fail, warn),
-                ratio,
-                fail,
-                f"the draws end {ratio:.2f}x as far from the training set as "
-                f"{nearest.baseline} points are, and every chain started at a training "
-                "point: give `sampler=` (and `holdout=`) to tell whether the starts or "
-                "the score hold them there",
-            )
+        sentence = (
+            f"the draws end {ratio:.2f}x as far from the training set as {nearest.baseline} "
+            "points are, and every chain started at a training point: give `sampler=` (and "
+            "`holdout=`) to tell whether the starts or the score hold them there"
         )
-    details = MemorizationDetails(nearest, contrast, on_points, held, pulled)
-    status = worst_status(row[0] for row in rows)
-    if status == "ok":
-        return CheckResult(
-            MEMORIZATION,
-            "ok",
-            excess,
-            settings.memorization_fail,
-            "draws are no closer to training points than fresh draws of the target are.",
-            details,
-        )
-    flagged = [row for row in rows if row[0] == status]
-    explanation = "; ".join(row[3] for row in flagged)
-    return CheckResult(
-        MEMORIZATION, status, flagged[0][1], flagged[0][2], explanation + ".", details, "memorizing"
-    )
+    return _Row(grade_below(ratio, fail, warn), ratio, fail, sentence), is_pull

@@ -33,7 +33,7 @@ from robust_score.diagnostics.score_error import check_score_error
 from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
 from robust_score.diagnostics.step_size import StepSizeDetails, check_step_size
 
-__all__ = ["CHECKS", "Check", "TrapReport", "trap_report"]
+__all__ = ["CHECKS", "Check", "TrapReport", "run_checks", "trap_report"]
 
 
 class Check(NamedTuple):
@@ -298,28 +298,32 @@ def trap_report(
         model_args=model_args,
         model_kwargs=model_kwargs,
     )
+    results, unrun = run_checks(draws, inputs, settings, rng_key)
+    return TrapReport(
+        [results[name] for name in CHECK_NAMES], time.perf_counter() - started, draws, unrun
+    )
+
+
+def run_checks(draws: Draws, inputs: Inputs, settings: Settings, rng_key=None):
+    """Every check of :data:`CHECKS` that applies to ``draws`` and has its inputs:
+    ``({name: result}, names of checks the user asked for that could not run)``."""
     keys = jax.random.split(jax.random.key(0) if rng_key is None else rng_key, len(CHECK_NAMES))
     kind = "independent" if draws.independent else "chains"
     results, unrun = {}, []
     for name, key in zip(CHECK_NAMES, keys, strict=True):
-        entries = [check for check in CHECKS if check.name == name]
-        applies = [check for check in entries if check.draws in (kind, "both")]
+        applies = [c for c in CHECKS if c.name == name and c.draws in (kind, "both")]
         ready = [check for check in applies if inputs.has(*check.needs)]
         if ready:
             results[name] = ready[0].run(draws, inputs, settings, key)
             continue
-        asked = any(_asked(check, inputs) for check in applies)
-        if not applies:
-            why = f"does not apply to {'independent draws' if kind == 'independent' else 'chains'}."
-        else:
+        if applies:
             why = f"needs {applies[0].asks_for}."
+        else:
+            why = "does not apply to " + ("independent draws." if draws.independent else "chains.")
         results[name] = CheckResult.skipped(name, why)
-        if asked:
+        if any(_asked(check, inputs) for check in applies):
             unrun.append(name)
-    results = _combine(results)
-    return TrapReport(
-        [results[name] for name in CHECK_NAMES], time.perf_counter() - started, draws, tuple(unrun)
-    )
+    return _combine(results), tuple(unrun)
 
 
 def _asked(check: Check, inputs: Inputs) -> bool:
