@@ -81,12 +81,12 @@ def test_cross_check_compares_at_the_level_of_the_chains_score(noised_level_run)
     report = rs.diagnostics.trap_report(tree, score_fn=score, rng_key=jax.random.key(1))
     check = report[ANNEALED]
     assert check.status == "ok", check.explanation
-    assert check.details["score_time"] == score.time
-    assert "level t =" in check.explanation and "not denoised" in check.explanation
+    assert check.details.score_time == score.time
+    assert check.details.compared_at.startswith("the score's level t =")
     # against the denoised data, the same clean run reads as a different law: what the
     # report did before it knew the level
     at_data = annealed_cross_check(tree, time_score, SCHEDULE, rng_key=jax.random.key(1))
-    assert at_data.status == "fail" and "denoised at t_min" in at_data.explanation
+    assert at_data.status == "fail" and at_data.details.score_time is None
     explicit = rs.diagnostics.trap_report(
         tree,
         time_score_fn=time_score,
@@ -133,10 +133,15 @@ def test_held_out_data_say_which_side_of_a_disagreement_is_right():
             rng_key=jax.random.key(1),
         )
     right, trapped = outcomes["diffusion wrong"], outcomes["chains wrong"]
-    assert right.status == "warn" and "side with your chains" in right.explanation
-    effects = right.details["holdout_effects"]
-    assert effects["chains"] < effects["reverse diffusion"]
-    assert trapped.status == "fail" and "side with reverse diffusion" in trapped.explanation
+    margin = rs.diagnostics.Settings().holdout_side_margin
+    assert right.status == "warn" and right.finding == "inconclusive", right
+    assert "side with your chains" in right.explanation
+    effects = right.details.holdout_effects
+    assert margin * effects["chains"] < effects["reverse diffusion"]
+    assert trapped.status == "fail", trapped
+    assert "side with reverse diffusion" in trapped.explanation
+    effects = trapped.details.holdout_effects
+    assert effects["chains"] > margin * effects["reverse diffusion"]
     # the report hands its holdout to the check
     tree, score = trees["diffusion wrong"]
     train = 0.5 * np.asarray(jax.random.normal(jax.random.key(8), (200, 4)))
@@ -176,17 +181,18 @@ def test_training_starts_alone_are_contrasted_with_fresh_reruns(data):
     exact = rs.scores.gaussian(jnp.zeros(DIM), 1.0)
     wells = rs.scores.memorization_trap(exact, jnp.asarray(train), stiffness=400.0)
     held = _memorization(wells, 0.0005, train[:4], train, holdout)
-    assert held.status == "fail", held.explanation
-    assert held.details["verdicts"]["held by training points"] == "fail"
-    assert held.details["verdicts"]["pulled towards the training set"] == "ok"
-    assert held.details["fresh_starts"].startswith("4 held-out points")
+    assert held.status == "fail" and held.finding == "memorizing", held.explanation
+    assert held.details.held == "fail"
+    assert held.details.pulled == "ok"
+    assert held.details.contrast.train_starts == 4
+    assert held.details.contrast.fresh_source.startswith("4 held-out points")
     # measured: training starts end 0.01x as far from the training set as the reruns from
     # held-out points do; a score that held nobody gives ~1
-    assert held.details["held_ratio"] < 0.2
+    assert held.details.contrast.held_ratio < 0.2
     assert "held by training points" in held.explanation
     clean = _memorization(exact, 0.05, train[:4], train, holdout)
     assert clean.status == "ok", clean.explanation
-    assert 0.7 < clean.details["held_ratio"] < 1.5
+    assert 0.7 < clean.details.contrast.held_ratio < 1.5
 
 
 def test_a_score_that_pulls_every_chain_is_named_apart_from_training_starts(data):
@@ -200,9 +206,10 @@ def test_a_score_that_pulls_every_chain_is_named_apart_from_training_starts(data
     from_train = _memorization(empirical, 0.001, train[:4], train, holdout)
     from_holdout = _memorization(empirical, 0.001, holdout[:4], train, holdout)
     for result in (from_train, from_holdout):
-        assert result.status == "fail", result.explanation
-        assert result.details["verdicts"]["pulled towards the training set"] == "fail"
-        assert "pulls every sampler" in result.explanation
-        assert result.details["fresh_distance_ratio"] < 0.5
-    assert from_train.details["verdicts"]["held by training points"] == "ok"
-    assert "held by training points" not in from_holdout.details["verdicts"]
+        assert result.status == "fail" and result.finding == "memorizing", result.explanation
+        assert result.details.pulled == "fail"
+        assert result.details.contrast.fresh_distance_ratio < 0.5
+    assert "pulls every sampler" in from_holdout.explanation
+    assert from_train.details.held == "ok"
+    assert from_holdout.details.held is None  # no chain started at a training point
+    assert from_holdout.details.contrast.train_starts == 0

@@ -231,16 +231,16 @@ def _coverage(user, fit, test, rng, settings: Settings) -> Coverage:
     other's test half to its fit half (the baseline), the user's draws to the fit half,
     and the test half to as many of the user's draws."""
     fit_points, test_points = fit.reshape(-1, fit.shape[-1]), test.reshape(-1, test.shape[-1])
-    scale = fit_points.std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
+    # in the draws' own units: whitening each feature would shrink a separation of modes
+    # along a principal direction by the spread that separation itself creates
     size = min(len(fit_points), user.shape[0] * user.shape[1], settings.max_points)
-    reference = subsample(fit_points, size, rng) / scale
-    tested = subsample(test_points, settings.max_points, rng) / scale
+    reference = subsample(fit_points, size, rng)
+    tested = subsample(test_points, settings.max_points, rng)
     baseline = nearest_distances(tested, reference, k=1)[:, 0]
     limit = settings.coverage_factor * max(float(np.quantile(baseline, 0.99)), 1e-300)
     chains, draws = user.shape[:2]
     stride = max(1, chains * draws // (4 * settings.max_points))  # at most ~4x max_points
-    mine = user[:, ::stride] / scale
+    mine = user[:, ::stride]
     distances = nearest_distances(mine.reshape(-1, mine.shape[-1]), reference, k=1)[:, 0]
     off = (distances > limit).reshape(chains, -1)
     users = subsample(mine.reshape(-1, mine.shape[-1]), size, rng)

@@ -93,15 +93,18 @@ def run_groups(rng_key, rng, setup: Setup, starts: dict) -> list[Group]:
         unsettled = [i for i, group in enumerate(groups) if not group.settled and len(group.chains)]
         if not unsettled:
             break
-        for i in unsettled:
-            group = groups[i]
-            rng_key, run_key, judge_key = jax.random.split(rng_key, 3)
-            chains = _run(setup, run_key, group.chains[:, -1])
-            finite = np.isfinite(chains).all(axis=(1, 2))
+        # every unsettled group's chains continue together: one compiled run per round
+        rng_key, run_key = jax.random.split(rng_key)
+        lasts = [groups[i].chains[:, -1] for i in unsettled]
+        continued = _run(setup, run_key, np.concatenate(lasts))
+        bounds = np.cumsum([0] + [len(last) for last in lasts])
+        for i, first, stop in zip(unsettled, bounds[:-1], bounds[1:], strict=True):
+            group, chains = groups[i], continued[first:stop]
+            rng_key, judge_key = jax.random.split(rng_key)
             groups[i] = _judge(
                 group.label,
-                chains[finite] if finite.any() else chains,
-                group.starts[finite] if finite.any() else group.starts,
+                chains,
+                group.starts,
                 group.rounds + 1,
                 judge_key,
                 rng,

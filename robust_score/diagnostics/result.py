@@ -51,7 +51,7 @@ FINDINGS = {
     "or where they started)",
     "missed mass": "part of the target is missed: no chain visits it",
     "memorizing": "MEMORIZING: the draws reproduce the training data",
-    "differs": "the draws do not follow the reference",
+    "differs": "the draws differ from another sample of the target",
     "inherited weights": "weights inherited from the starts: the chains never cross between "
     "the regions they sit in",
     "discretization": "discretization bias: the draws move with the step",
