@@ -70,7 +70,6 @@ def gather(data, **given) -> tuple[Draws, Inputs]:
     sampler = given.pop("sampler", None)
     model_args, model_kwargs = given.pop("model_args", None), given.pop("model_kwargs", None)
     check_model_arguments(model_args, model_kwargs)
-    asked = frozenset(name for name, value in given.items() if value is not None)
     if (
         given.get("schedule") is None
         and hasattr(sampler, "schedule")
@@ -93,6 +92,7 @@ def gather(data, **given) -> tuple[Draws, Inputs]:
             raise ValueError(
                 f"`{name}=` was given without `{needed}=`: the check that uses it needs both."
             )
+    asked = frozenset(name for name, value in given.items() if value is not None)
     draws, runner, path = _draws_and_sampler(data, sampler, model_args, model_kwargs)
     if sampler is not None or is_numpyro_mcmc(data):
         asked |= {"sampler"}

@@ -196,7 +196,7 @@ def _settled_elsewhere(rng_key, setup: Setup, groups) -> list[float]:
 
 
 def restart_verdict(details: RestartDetails, num_chains: int, settings: Settings) -> CheckResult:
-    """The check's result from its typed details; see docs/diagnostics.md for the cases."""
+    """The check's result from its typed details (the cases are listed in docs/calibration.md)."""
     judged = [g for g in details.groups if g.grade is not None]
     if not judged:
         return CheckResult(

@@ -68,7 +68,7 @@ def check_score_error(draws: Draws, inputs: Inputs, settings: Settings, rng_key)
         settings.score_error_fail,
         explanation,
         details,
-        "trapped" if status == "fail" else "none",
+        {"fail": "trapped", "warn": "inconclusive"}.get(status, "none"),
     )
 
 
