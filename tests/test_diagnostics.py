@@ -195,8 +195,8 @@ def test_memorization_flags_training_starts_not_fresh_ones(memorization_runs):
     assert bad.details.nearest.baseline == "holdout"
     # through the full report, with the sampler too
     report = rs.diagnostics.trap_report(from_train, sampler=sampler, train_data=train)
-    assert report.status == "fail" and report.finding == "memorizing"
-    assert report[MEMORIZATION].status == "fail"
+    assert report.status == "fail" and report[MEMORIZATION].status == "fail"
+    assert report[MEMORIZATION].finding == "memorizing"
     fine = rs.diagnostics.trap_report(from_fresh, sampler=sampler, train_data=train)
     assert fine[MEMORIZATION].status == "ok"
 

@@ -5,7 +5,14 @@ from robust_score.diagnostics.comparison import Apart, Comparison
 from robust_score.diagnostics.grading import Grade, Verdict
 from robust_score.diagnostics.settings import Settings
 
-__all__ = ["LABELS", "describe", "sample_explanation", "too_few_draws"]
+__all__ = [
+    "LABELS",
+    "describe",
+    "inherited_weights",
+    "sample_explanation",
+    "short_run",
+    "too_few_draws",
+]
 
 #: How each statistic of a comparison reads in an explanation.
 LABELS = {
