@@ -16,7 +16,9 @@ from robust_score.diagnostics.explain import describe, inherited_weights, short_
 from robust_score.diagnostics.grading import grade, judge_sample, too_short
 from robust_score.diagnostics.inputs import Inputs, gather
 from robust_score.diagnostics.restart_groups import (
+    DISAGREE,
     DRAWS_PER_RESTART,
+    UNMIXED,
     Group,
     Setup,
     offsets_along,
@@ -232,9 +234,18 @@ def restart_verdict(details: RestartDetails, num_chains: int, settings: Settings
         "fail": f"{where} end elsewhere: your chains look trapped by where they started "
         f"({numbers})",
     }[status]
+    stray = _settled_apart(details.groups, settings)
     if details.all_groups_far or details.chains_elsewhere >= settings.min_chains_elsewhere:
         status, finding = "fail", "trapped"
         explanation = _elsewhere_sentence(details, worst, numbers, settings)
+    elif stray is not None and not apart.held:
+        status, finding = "fail", "missed mass"
+        explanation = (
+            f"after {stray.rounds} rounds, chains restarted from '{stray.label}' still "
+            f"disagree among themselves, and {stray.comparison.coverage.uncovered:.0%} of their "
+            "draws sit where none of your chains go: the sampler settles in regions your "
+            "chains never reach, so they are trapped by where they started"
+        )
     elif pooled is not None and (status == "warn" or apart.held):
         verdict = judge_sample(grade(pooled, settings), pooled.coverage, apart, settings)
         if SEVERITY[verdict.status] > SEVERITY.get(status, 0) or apart.held:
@@ -244,6 +255,22 @@ def restart_verdict(details: RestartDetails, num_chains: int, settings: Settings
     if status == "unconverged" and finding == "too few draws":
         statistic, threshold = worst.comparison.ess, settings.min_ess
     return CheckResult(RESTART, status, statistic, threshold, explanation + ".", details, finding)
+
+
+def _settled_apart(groups, settings: Settings) -> Group | None:
+    """A group that stayed unsettled through every run-on round (its chains disagree or do
+    not mix among themselves, having traveled) with part of its draws where no user chain
+    goes: the sampler has settled in a region the user's chains never reach."""
+    budget = 1 + settings.restart_rounds
+    stray = [
+        g
+        for g in groups
+        if g.rounds >= budget
+        and g.note in (DISAGREE, UNMIXED)
+        and g.comparison.coverage.uncovered >= settings.uncovered_fraction
+        and g.moved_fraction >= settings.far_group_min_moved
+    ]
+    return max(stray, key=lambda g: g.comparison.coverage.uncovered, default=None)
 
 
 def _elsewhere_sentence(details: RestartDetails, worst: Group, numbers: str, settings) -> str:

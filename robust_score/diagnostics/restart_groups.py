@@ -15,6 +15,10 @@ from robust_score.diagnostics.statistics import rhat_1d
 
 __all__ = ["Group", "Setup", "run_groups", "split_offsets"]
 
+# why a group is inconclusive (Group.note)
+DISAGREE = "restarts disagree among themselves"
+UNMIXED = "restarts have not mixed among themselves"
+BARELY_MOVED = "restarts barely moved from their starts"
 # restart runs are thinned to about this many draws per chain
 DRAWS_PER_RESTART = 200
 
@@ -179,9 +183,9 @@ def _judge(label, chains, flat_starts, rounds, key, rng, setup: Setup, num_group
         if halves is not None:
             within = halves.statistics[measured.decided_by].effect
         if measured.effect < settings.apart_factor * within:
-            status, note = "warn", "restarts disagree among themselves"
+            status, note = "warn", DISAGREE
     if measured.status == "fail" and moved < settings.min_moved_fraction:
-        status, note = "warn", "restarts barely moved from their starts"
+        status, note = "warn", BARELY_MOVED
     if measured.status == "fail" and rhat > settings.max_group_rhat:
-        status, note = "warn", "restarts have not mixed among themselves"
+        status, note = "warn", UNMIXED
     return Group(label, status, note, comparison, measured, within_effect=within, **common)
