@@ -2,13 +2,14 @@
 typed measurements and grades. Nothing here measures or grades."""
 
 from robust_score.diagnostics.comparison import Apart, Comparison
-from robust_score.diagnostics.grading import Grade, Verdict
+from robust_score.diagnostics.grading import Grade, Verdict, grade
 from robust_score.diagnostics.settings import Settings
 
 __all__ = [
     "LABELS",
     "describe",
     "inherited_weights",
+    "restart_sentence",
     "sample_explanation",
     "short_run",
     "too_few_draws",
@@ -102,3 +103,75 @@ def sample_explanation(
     }[verdict.status]
     clause = "largest: " if verdict.status == "ok" else "decided by the "
     return f"{sentence} ({clause}{numbers})"
+
+
+def restart_sentence(verdict, details, num_chains: int, settings: Settings) -> str:
+    """The restart check's sentence, from its typed verdict and details."""
+    worst = verdict.worst
+    numbers = describe(worst.grade, worst.comparison, settings)
+    where = f"chains restarted from '{worst.label}'"
+    if verdict.cause == "elsewhere":
+        text = f"{where} end elsewhere: your chains look trapped by where they started ({numbers}"
+        if details.all_groups_far:
+            effects = [g.grade.effect for g in details.groups if g.grade is not None]
+            return text + (
+                f"; every restart group ends away from them, effects "
+                f"{min(effects):.2g}-{max(effects):.2g})"
+            )
+        return text + (
+            f"; {details.chains_elsewhere} restart chains settled where none of your "
+            f"chains go, {details.largest_offset:.1f}x farther out than any of yours)"
+        )
+    if verdict.cause == "stray":
+        stray = verdict.stray
+        return (
+            f"after {stray.rounds} rounds, chains restarted from '{stray.label}' still "
+            f"disagree among themselves, and {stray.comparison.coverage.uncovered:.0%} of their "
+            "draws sit where none of your chains go: the sampler settles in regions your "
+            "chains never reach, so they are trapped by where they started"
+        )
+    if verdict.cause == "pooled":
+        return _pooled_restart_sentence(verdict.pooled, details, num_chains, settings)
+    return {
+        "ok": f"no restart group ends away from your chains (largest: '{worst.label}', {numbers})",
+        "unconverged": too_few_draws(worst.comparison.ess, settings),
+        "warn": f"{where} end somewhat differently from yours ({numbers}"
+        + (f"; {worst.note} after {worst.rounds} rounds: inconclusive)" if worst.note else ")"),
+        "fail": f"{where} end elsewhere: your chains look trapped by where they started "
+        f"({numbers})",
+    }[verdict.status]
+
+
+def _pooled_restart_sentence(verdict: Verdict, details, num_chains: int, settings) -> str:
+    """Every restart chain together decided: the user's chains held apart, or groups that
+    stayed inconclusive after running on."""
+    coverage, apart = details.pooled.coverage, details.apart
+    if verdict.finding == "inherited weights":
+        return inherited_weights(apart, num_chains, "the restarts")
+    if verdict.finding == "trapped" and apart.held > apart.in_modes:
+        return (
+            f"{apart.held - apart.in_modes} of your {num_chains} chains sit in wells far "
+            "narrower than where the restarts go, and never leave: trapped by where they "
+            "started"
+        )
+    if verdict.finding == "trapped":
+        return (
+            f"{coverage.chains_off} of your {num_chains} chains sit where no restart chain "
+            "goes: trapped by where they started"
+        )
+    if verdict.finding == "missed mass":
+        return (
+            f"{coverage.uncovered:.0%} of the restart draws settle where none of your "
+            "chains go: your chains are held in part of what the sampler reaches from "
+            "elsewhere, trapped by where they started"
+        )
+    if verdict.finding == "too few draws":
+        return too_few_draws(details.pooled.ess, settings)
+    if verdict.finding in ("differs", "inconclusive"):
+        numbers = describe(grade(details.pooled, settings), details.pooled, settings)
+        return f"every restart chain together ends elsewhere than your chains ({numbers})"
+    return (
+        f"the restarts settle only where your chains go ({apart.held} of your {num_chains} "
+        "chains each sit in their own region and never cross, so the restarts' weights "
+        "follow their own starts and say nothing about yours)"
+    )

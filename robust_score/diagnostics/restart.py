@@ -12,8 +12,8 @@ import numpy as np
 
 from robust_score.diagnostics.comparison import Apart, Comparison, chains_apart, compare
 from robust_score.diagnostics.draws import Draws
-from robust_score.diagnostics.explain import describe, inherited_weights, short_run, too_few_draws
-from robust_score.diagnostics.grading import grade, judge_sample, too_short
+from robust_score.diagnostics.explain import restart_sentence, short_run
+from robust_score.diagnostics.grading import Verdict, grade, judge_sample, too_short
 from robust_score.diagnostics.inputs import Inputs, gather
 from robust_score.diagnostics.restart_groups import (
     DISAGREE,
@@ -197,19 +197,48 @@ def _settled_elsewhere(rng_key, setup: Setup, groups) -> list[float]:
     return found
 
 
+class RestartVerdict(NamedTuple):
+    """How the restart check decided: ``cause`` is ``"groups"`` (the worst group's grade),
+    ``"elsewhere"`` (restart chains settled where the user's never go, or every group ends
+    far), ``"stray"`` (a group still unsettled after every round, partly where the user's
+    chains never go) or ``"pooled"`` (every restart chain together against the user's,
+    when the user's chains are held apart or the groups stayed inconclusive)."""
+
+    status: str
+    finding: str
+    cause: str
+    worst: Group  # the group a verdict names
+    stray: Group | None = None
+    pooled: Verdict | None = None
+
+
 def restart_verdict(details: RestartDetails, num_chains: int, settings: Settings) -> CheckResult:
     """The check's result from its typed details (the cases are listed in docs/calibration.md)."""
     judged = [g for g in details.groups if g.grade is not None]
     if not judged:
+        explanation = "every restart chain diverged."
         return CheckResult(
-            RESTART,
-            "warn",
-            math.nan,
-            settings.energy_fail,
-            "every restart chain diverged.",
-            details,
-            "inconclusive",
+            RESTART, "warn", math.nan, settings.energy_fail, explanation, details, "inconclusive"
         )
+    verdict = _decide(details, judged, settings)
+    explanation = restart_sentence(verdict, details, num_chains, settings)
+    statistic, threshold = verdict.worst.grade.effect, verdict.worst.grade.threshold
+    if verdict.finding == "too few draws":
+        statistic, threshold = verdict.worst.comparison.ess, settings.min_ess
+    return CheckResult(
+        RESTART, verdict.status, statistic, threshold, explanation + ".", details, verdict.finding
+    )
+
+
+_GROUP_FINDING = {
+    "ok": "none",
+    "unconverged": "too few draws",
+    "warn": "inconclusive",
+    "fail": "trapped",
+}
+
+
+def _decide(details: RestartDetails, judged, settings: Settings) -> RestartVerdict:
     status = worst_status(g.status for g in details.groups)
     if (
         status == "unconverged"
@@ -217,44 +246,17 @@ def restart_verdict(details: RestartDetails, num_chains: int, settings: Settings
     ):
         status = "ok"  # the run's ESS, read in each group's frame, dipped in a few only
     worst = max(judged, key=lambda g: _rank(g, details.all_groups_far))
-    numbers = describe(worst.grade, worst.comparison, settings)
-    apart, pooled = details.apart, details.pooled
-    finding = {
-        "ok": "none",
-        "unconverged": "too few draws",
-        "warn": "inconclusive",
-        "fail": "trapped",
-    }[status]
-    where = f"chains restarted from '{worst.label}'"
-    explanation = {
-        "ok": f"no restart group ends away from your chains (largest: '{worst.label}', {numbers})",
-        "unconverged": too_few_draws(worst.comparison.ess, settings),
-        "warn": f"{where} end somewhat differently from yours ({numbers}"
-        + (f"; {worst.note} after {worst.rounds} rounds: inconclusive)" if worst.note else ")"),
-        "fail": f"{where} end elsewhere: your chains look trapped by where they started "
-        f"({numbers})",
-    }[status]
-    stray = _settled_apart(details.groups, settings)
     if details.all_groups_far or details.chains_elsewhere >= settings.min_chains_elsewhere:
-        status, finding = "fail", "trapped"
-        explanation = _elsewhere_sentence(details, worst, numbers, settings)
-    elif stray is not None and not apart.held:
-        status, finding = "fail", "missed mass"
-        explanation = (
-            f"after {stray.rounds} rounds, chains restarted from '{stray.label}' still "
-            f"disagree among themselves, and {stray.comparison.coverage.uncovered:.0%} of their "
-            "draws sit where none of your chains go: the sampler settles in regions your "
-            "chains never reach, so they are trapped by where they started"
-        )
-    elif pooled is not None and (status == "warn" or apart.held):
+        return RestartVerdict("fail", "trapped", "elsewhere", worst)
+    stray = _settled_apart(details.groups, settings)
+    apart, pooled = details.apart, details.pooled
+    if stray is not None and not apart.held:
+        return RestartVerdict("fail", "missed mass", "stray", worst, stray)
+    if pooled is not None and (status == "warn" or apart.held):
         verdict = judge_sample(grade(pooled, settings), pooled.coverage, apart, settings)
         if SEVERITY[verdict.status] > SEVERITY.get(status, 0) or apart.held:
-            status, finding = verdict.status, verdict.finding
-            explanation = _pooled_sentence(verdict, details, num_chains, explanation)
-    statistic, threshold = worst.grade.effect, worst.grade.threshold
-    if status == "unconverged" and finding == "too few draws":
-        statistic, threshold = worst.comparison.ess, settings.min_ess
-    return CheckResult(RESTART, status, statistic, threshold, explanation + ".", details, finding)
+            return RestartVerdict(verdict.status, verdict.finding, "pooled", worst, None, verdict)
+    return RestartVerdict(status, _GROUP_FINDING[status], "groups", worst)
 
 
 def _settled_apart(groups, settings: Settings) -> Group | None:
@@ -271,55 +273,6 @@ def _settled_apart(groups, settings: Settings) -> Group | None:
         and g.moved_fraction >= settings.far_group_min_moved
     ]
     return max(stray, key=lambda g: g.comparison.coverage.uncovered, default=None)
-
-
-def _elsewhere_sentence(details: RestartDetails, worst: Group, numbers: str, settings) -> str:
-    text = (
-        f"chains restarted from '{worst.label}' end elsewhere: your chains look trapped by "
-        f"where they started ({numbers}"
-    )
-    if details.all_groups_far:
-        effects = [g.grade.effect for g in details.groups if g.grade is not None]
-        return text + (
-            f"; every restart group ends away from them, effects "
-            f"{min(effects):.2g}-{max(effects):.2g})"
-        )
-    return text + (
-        f"; {details.chains_elsewhere} restart chains settled where none of your chains go, "
-        f"{details.largest_offset:.1f}x farther out than any of yours)"
-    )
-
-
-def _pooled_sentence(verdict, details: RestartDetails, num_chains: int, fallback: str) -> str:
-    """The sentence when the pooled restarts decide: chains held apart, or groups that
-    stayed inconclusive after running on."""
-    coverage = details.pooled.coverage
-    if verdict.finding == "inherited weights":
-        return inherited_weights(details.apart, num_chains, "the restarts")
-    if verdict.finding == "trapped" and details.apart.held > details.apart.in_modes:
-        narrow = details.apart.held - details.apart.in_modes
-        return (
-            f"{narrow} of your {num_chains} chains sit in wells far narrower than where "
-            "the restarts go, and never leave: trapped by where they started"
-        )
-    if verdict.finding == "trapped":
-        return (
-            f"{coverage.chains_off} of your {num_chains} chains sit where no restart "
-            "chain goes: trapped by where they started"
-        )
-    if verdict.status == "ok":
-        return (
-            f"the restarts settle only where your chains go ({details.apart.held} of your "
-            f"{num_chains} chains each sit in their own region and never cross, so the "
-            "restarts' weights follow their own starts and say nothing about yours)"
-        )
-    if verdict.finding == "missed mass":
-        return (
-            f"{coverage.uncovered:.0%} of the restart draws settle where none of your "
-            "chains go: your chains are held in part of what the sampler reaches from "
-            "elsewhere, trapped by where they started"
-        )
-    return fallback
 
 
 def _rank(group: Group, by_evidence: bool) -> tuple:
