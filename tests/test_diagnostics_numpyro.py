@@ -194,12 +194,6 @@ def test_bad_inputs_are_named(nuts):
         restart_sensitivity(tree, object())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library: restart_sensitivity without a sampler (and data not an MCMC) calls "
-    "check_restart with inputs.runner None: AttributeError 'NoneType' object has no "
-    "attribute 'run' (restart.py, Setup(runner.run, ...))",
-)
 def test_a_tree_without_a_sampler_is_skipped(nuts):
     # a tree with no NumPyro kernel and no BlackJAX sampler is skipped, not guessed at
     assert restart_sensitivity(from_numpyro(nuts)).status == "skipped"

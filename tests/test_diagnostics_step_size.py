@@ -50,9 +50,9 @@ def test_ula_bias_is_named(biased_report):
 def test_the_annealed_check_on_a_clean_ula_run_names_the_bias(biased_report):
     # the exact score, run at too large a step: reverse diffusion sees the draws' 5 % wider
     # variance (radial KS 0.39-0.44 on keys 3, 13 and 23), which the step check explains as
-    # discretization bias, not a trap: the run warns, it does not fail
+    # discretization bias, not a trap: corrected for that bias (within two of its standard
+    # errors) the draws no longer fail against reverse diffusion, so the run warns
     annealed = biased_report[rs.diagnostics.ANNEALED]
-    assert "measured a discretization bias" in annealed.explanation, annealed
     assert annealed.status == "warn", annealed
     assert biased_report.status == "warn" and biased_report.finding == "discretization"
 
@@ -89,16 +89,7 @@ def test_too_few_chains_are_unconverged_with_a_reason():
         ({"step_size": 0.1}, "sampler_at"),
         ({"sampler_at": _ula}, "step_size"),
         ({"starts": jnp.zeros((2, 3))}, "train_data"),
-        pytest.param(
-            {"holdout": jnp.zeros((4, 3))},
-            "train_data",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="library: `holdout=` alone (neither train_data= nor time_score_fn=) is "
-                "silently unused: ('holdout', 'train_data') left inputs._PAIRS and no check "
-                "counts it as asked",
-            ),
-        ),
+        ({"holdout": jnp.zeros((4, 3))}, "train_data"),
     ],
 )
 def test_an_input_without_its_partner_raises(given, missing):

@@ -15,11 +15,15 @@ inputs validated once (:func:`~robust_score.diagnostics.inputs.gather`), and eve
 :class:`Settings` object.
 """
 
-from robust_score.diagnostics.annealed import annealed_cross_check
-from robust_score.diagnostics.memorization import memorization_report
-from robust_score.diagnostics.reference import reference_comparison
+from robust_score.diagnostics.checks import (
+    annealed_cross_check,
+    memorization_report,
+    reference_comparison,
+    restart_sensitivity,
+    score_error_along_chain,
+    step_size_sensitivity,
+)
 from robust_score.diagnostics.report import CHECKS, TrapReport, trap_report
-from robust_score.diagnostics.restart import restart_sensitivity
 from robust_score.diagnostics.result import (
     ANNEALED,
     FINDINGS,
@@ -31,14 +35,12 @@ from robust_score.diagnostics.result import (
     CheckResult,
     worst_status,
 )
-from robust_score.diagnostics.score_error import score_error_along_chain
 from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
 from robust_score.diagnostics.statistics import (
     energy_test,
     kernel_stein_discrepancy,
     nearest_distances,
 )
-from robust_score.diagnostics.step_size import step_size_sensitivity
 
 __all__ = [
     "ANNEALED",

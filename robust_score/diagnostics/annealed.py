@@ -11,14 +11,14 @@ import jax.numpy as jnp
 from robust_score.diagnostics.comparison import compare
 from robust_score.diagnostics.draws import Draws
 from robust_score.diagnostics.explain import LABELS, describe
-from robust_score.diagnostics.inputs import Inputs, gather
+from robust_score.diagnostics.inputs import Inputs
 from robust_score.diagnostics.reference import SampleDetails, judge_against
 from robust_score.diagnostics.result import ANNEALED, CheckResult
 from robust_score.diagnostics.runners import flatten_draws, run_quietly
-from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
+from robust_score.diagnostics.settings import Settings
 from robust_score.diagnostics.statistics import numpy_rng
 
-__all__ = ["AnnealedDetails", "annealed_cross_check", "check_annealed", "diffusion_draws"]
+__all__ = ["AnnealedDetails", "check_annealed", "diffusion_draws"]
 
 
 class AnnealedDetails(NamedTuple):
@@ -29,36 +29,6 @@ class AnnealedDetails(NamedTuple):
     compared_at: str
     score_time: float | None
     holdout_effects: dict | None = None  # {"chains": effect, "reverse diffusion": effect}
-
-
-def annealed_cross_check(
-    data,
-    time_score_fn,
-    schedule,
-    *,
-    score_time=None,
-    holdout=None,
-    rng_key=None,
-    settings=DEFAULT_SETTINGS,
-) -> CheckResult:
-    """Draw from the same (time) score with reverse diffusion, which starts from noise and
-    so is robust to a score that is wrong only off the target, and compare with the chains.
-
-    ``score_time``: the time of ``schedule`` whose score the chains ran with (a Langevin
-    chain with ``time_score_fn(., t)`` targets the noised law ``p_t``); reverse diffusion
-    then stops at ``t`` without denoising, so both sides target the same law. ``None``
-    means the chains target the data (denoised at ``t_min``).
-
-    ``holdout`` (draws of the data the score was learned from, not used to train it): when
-    the two samples differ, both are compared with the holdout, noised to the same level,
-    to say which side it takes. When it sides with the chains, the result is a ``warn``
-    that says so, not a ``fail``: a learned score can be worse at the noise levels reverse
-    diffusion passes through than where the chains go.
-    """
-    draws, inputs = gather(
-        data, time_score_fn=time_score_fn, schedule=schedule, score_time=score_time, holdout=holdout
-    )
-    return check_annealed(draws, inputs, settings, rng_key)
 
 
 def check_annealed(draws: Draws, inputs: Inputs, settings: Settings, rng_key) -> CheckResult:

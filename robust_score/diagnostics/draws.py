@@ -34,7 +34,8 @@ UNCONSTRAINED = "unconstrained latent"
 
 class Draws(NamedTuple):
     """The user's draws, parsed once: ``flat`` is ``(chain, draw, dim)`` (independent draws:
-    ``(n, 1, dim)``, ``n`` chains of one draw each), with the way back to positions."""
+    ``(n, 1, dim)``, ``n`` chains of one draw each, with ``independent`` set), with the way
+    back to positions."""
 
     flat: np.ndarray
     unravel: callable  # flat (dim,) vector -> position pytree, as the sampler/score take it
@@ -42,6 +43,7 @@ class Draws(NamedTuple):
     slices: dict  # variable name -> its slice of the flat vector
     tree: xr.DataTree | None = None  # the posterior the draws came from (None: arrays)
     thin: int = 1  # steps between kept draws in the user's run
+    independent: bool = False  # draws from a sampler of independent draws, not chains
 
     @property
     def num_chains(self) -> int:
@@ -52,15 +54,10 @@ class Draws(NamedTuple):
         return self.flat.shape[-1]
 
     @property
-    def independent(self) -> bool:
-        """One draw per chain: independent draws, with no burn-in to drop."""
-        return self.flat.shape[1] == 1
-
-    @property
     def kept(self) -> np.ndarray:
         """``(chain, draw, dim)`` the checks judge: each chain's second half (the first is
         burn-in), or every draw when they are independent."""
-        return self.flat[:, self.flat.shape[1] // 2 :]
+        return self.flat if self.independent else self.flat[:, self.flat.shape[1] // 2 :]
 
     @property
     def points(self) -> np.ndarray:
@@ -97,7 +94,7 @@ def parse_draws(data) -> Draws:
         size = int(np.size(template[name])) if isinstance(data, dict) else flat_template.size
         slices[name] = slice(offset, offset + size)
         offset += size
-    return Draws(np.asarray(flat, np.float64)[:, None, :], unravel, names, slices)
+    return Draws(np.asarray(flat, np.float64)[:, None, :], unravel, names, slices, independent=True)
 
 
 def as_datatree(data) -> xr.DataTree:

@@ -101,10 +101,9 @@ def grade_below(value: float, fail: float, warn: float) -> str:
     return "fail" if value < fail else "warn" if value < warn else "ok"
 
 
-def too_short(draws_per_chain: int, settings: Settings) -> bool:
-    """Whether chains of ``draws_per_chain`` kept draws are too short to judge (independent
-    draws, one per chain, never are)."""
-    return 1 < draws_per_chain < settings.min_kept_draws
+def too_short(draws, settings: Settings) -> bool:
+    """Whether the user's chains keep too few draws to judge (independent draws never do)."""
+    return not draws.independent and draws.kept.shape[1] < settings.min_kept_draws
 
 
 class Verdict(NamedTuple):
@@ -124,9 +123,10 @@ def judge_sample(grade: Grade, coverage, apart, settings: Settings) -> Verdict:
     apart (:class:`~robust_score.diagnostics.comparison.Apart`).
 
     - chains held apart, each in a real mode of the other sample, are no failure by
-      themselves: when the samples differ, or part of the other is unvisited, the weights
-      come from where the chains started (``unconverged``, remedied by more chains from
-      fresh draws, not a longer run);
+      themselves: when the samples differ, part of the other is unvisited, or the chains'
+      disagreement leaves too few effective draws to tell, the weights come from where the
+      chains started (``unconverged``, remedied by more chains from fresh draws, not a
+      longer run);
     - chains held apart in wells narrower than the target's, or sitting where the other
       sample has no mass while the samples differ, are trapped (``fail``);
     - part of the other sample that no chain visits, with chains that mix and enough
@@ -137,7 +137,7 @@ def judge_sample(grade: Grade, coverage, apart, settings: Settings) -> Verdict:
     if grade.status == "fail" and coverage.chains_off:
         return Verdict("fail", "trapped")
     missed = coverage.uncovered >= settings.uncovered_fraction
-    if apart.held and (missed or grade.status in ("warn", "fail")):
+    if apart.held and (missed or grade.status != "ok"):
         return Verdict("unconverged", "inherited weights")
     if missed and grade.status != "unconverged":
         return Verdict("fail", "missed mass")

@@ -70,11 +70,8 @@ def gather(data, **given) -> tuple[Draws, Inputs]:
     sampler = given.pop("sampler", None)
     model_args, model_kwargs = given.pop("model_args", None), given.pop("model_kwargs", None)
     check_model_arguments(model_args, model_kwargs)
-    if (
-        given.get("schedule") is None
-        and hasattr(sampler, "schedule")
-        and hasattr(sampler, "t_start")
-    ):
+    annealing = hasattr(sampler, "schedule") and hasattr(sampler, "t_start")
+    if annealing and given.get("schedule") is None and given.get("time_score_fn") is not None:
         given["schedule"] = sampler.schedule  # annealing settings carry their schedule
     score_fn = given.get("score_fn")
     if isinstance(score_fn, ScoreAtTime) or isinstance(_kernel_score(sampler, data), ScoreAtTime):
@@ -92,6 +89,14 @@ def gather(data, **given) -> tuple[Draws, Inputs]:
             raise ValueError(
                 f"`{name}=` was given without `{needed}=`: the check that uses it needs both."
             )
+    if given.get("holdout") is not None and not any(
+        given.get(name) is not None for name in ("train_data", "time_score_fn")
+    ):
+        raise ValueError(
+            "`holdout=` was given without `train_data=` or `time_score_fn=`: the checks that "
+            "read held-out data are memorization (with `train_data=`) and Langevin vs "
+            "annealed (with `time_score_fn=`)."
+        )
     asked = frozenset(name for name, value in given.items() if value is not None)
     draws, runner, path = _draws_and_sampler(data, sampler, model_args, model_kwargs)
     if sampler is not None or is_numpyro_mcmc(data):

@@ -27,9 +27,9 @@ import numpy as np
 from robust_score.diagnostics.annealed import diffusion_draws
 from robust_score.diagnostics.draws import Draws
 from robust_score.diagnostics.grading import grade_above, grade_below
-from robust_score.diagnostics.inputs import Inputs, gather
+from robust_score.diagnostics.inputs import Inputs
 from robust_score.diagnostics.result import MEMORIZATION, CheckResult, worst_status
-from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
+from robust_score.diagnostics.settings import Settings
 from robust_score.diagnostics.statistics import nearest_distances, numpy_rng, subsample
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "Nearest",
     "StartContrast",
     "check_memorization",
-    "memorization_report",
     "on_training_points",
 ]
 
@@ -79,46 +78,6 @@ class MemorizationDetails(NamedTuple):
     on_points: str
     held: str | None
     pulled: str | None
-
-
-def memorization_report(
-    data,
-    train_data,
-    holdout=None,
-    starts=None,
-    *,
-    sampler=None,
-    time_score_fn=None,
-    schedule=None,
-    score_time=None,
-    model_args=None,
-    model_kwargs=None,
-    rng_key=None,
-    settings=DEFAULT_SETTINGS,
-):
-    """Do the draws sit on training points, and is it the start or the score?
-
-    Compares each draw's nearest-training-point distance with a baseline (``holdout``
-    draws of the target when given, else leave-one-out train-to-train distances), and the
-    fraction of draws much closer to one training point than to any other (NN1/NN2 < 1/3).
-    With ``starts`` (one per chain), it contrasts chains started at training points with
-    chains started elsewhere: the run's own, else, when every chain started at a training
-    point and ``sampler`` is given, the sampler run again from ``holdout`` rows or from
-    reverse-diffusion draws of ``time_score_fn``.
-    """
-    draws, inputs = gather(
-        data,
-        train_data=train_data,
-        holdout=holdout,
-        starts=starts,
-        sampler=sampler,
-        time_score_fn=time_score_fn,
-        schedule=schedule,
-        score_time=score_time,
-        model_args=model_args,
-        model_kwargs=model_kwargs,
-    )
-    return check_memorization(draws, inputs, settings, rng_key)
 
 
 def check_memorization(draws: Draws, inputs: Inputs, settings: Settings, rng_key) -> CheckResult:

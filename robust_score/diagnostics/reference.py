@@ -11,12 +11,12 @@ from robust_score.diagnostics.comparison import Apart, Comparison, chains_apart,
 from robust_score.diagnostics.draws import Draws
 from robust_score.diagnostics.explain import sample_explanation, short_run
 from robust_score.diagnostics.grading import Grade, grade, judge_sample, too_short
-from robust_score.diagnostics.inputs import Inputs, gather
+from robust_score.diagnostics.inputs import Inputs
 from robust_score.diagnostics.result import REFERENCE, CheckResult
-from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
+from robust_score.diagnostics.settings import Settings
 from robust_score.diagnostics.statistics import numpy_rng
 
-__all__ = ["SampleDetails", "check_reference", "judge_against", "reference_comparison"]
+__all__ = ["SampleDetails", "check_reference", "judge_against"]
 
 
 class SampleDetails(NamedTuple):
@@ -25,14 +25,6 @@ class SampleDetails(NamedTuple):
     comparison: Comparison
     grade: Grade
     apart: Apart
-
-
-def reference_comparison(data, reference, *, rng_key=None, settings=DEFAULT_SETTINGS):
-    """Compare the user's kept draws with independent ``reference`` draws of the target:
-    joint energy, radial and mode-mass tests at the draws' effective sample size, where
-    each sample has mass, and chains held apart (see :func:`judge_against`)."""
-    draws, inputs = gather(data, reference=reference)
-    return check_reference(draws, inputs, settings, rng_key)
 
 
 def check_reference(draws: Draws, inputs: Inputs, settings: Settings, rng_key) -> CheckResult:
@@ -48,7 +40,7 @@ def judge_against(
     """Compare the user's kept draws with ``other`` (``(n, dim)`` draws or chains of the
     target), grade the comparison and combine it with where each has mass and with the
     user's chains held apart (:func:`~robust_score.diagnostics.grading.judge_sample`)."""
-    if too_short(draws.kept.shape[1], settings):
+    if too_short(draws, settings):
         return CheckResult(
             name,
             "unconverged",

@@ -14,7 +14,7 @@ from robust_score.diagnostics.comparison import Apart, Comparison, chains_apart,
 from robust_score.diagnostics.draws import Draws
 from robust_score.diagnostics.explain import restart_sentence, short_run
 from robust_score.diagnostics.grading import Verdict, grade, judge_sample, too_short
-from robust_score.diagnostics.inputs import Inputs, gather
+from robust_score.diagnostics.inputs import Inputs
 from robust_score.diagnostics.restart_groups import (
     DISAGREE,
     DRAWS_PER_RESTART,
@@ -26,10 +26,10 @@ from robust_score.diagnostics.restart_groups import (
     split_offsets,
 )
 from robust_score.diagnostics.result import RESTART, SEVERITY, CheckResult, worst_status
-from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
+from robust_score.diagnostics.settings import Settings
 from robust_score.diagnostics.statistics import match_length, numpy_rng, per_variable_rhat
 
-__all__ = ["RestartDetails", "check_restart", "restart_sensitivity", "restart_starts"]
+__all__ = ["RestartDetails", "check_restart", "restart_starts"]
 
 
 class RestartDetails(NamedTuple):
@@ -45,39 +45,14 @@ class RestartDetails(NamedTuple):
     all_groups_far: bool
     pooled: Comparison | None  # the user's draws against every settled restart chain
     sampler: str  # "blackjax" or "numpyro"
+    num_warmup: int | None  # NumPyro: warm-up steps of each restart run (None: num_steps)
     starts_pulled_in: dict  # NumPyro: starts moved in until the model was finite
-
-
-def restart_sensitivity(
-    data,
-    sampler=None,
-    *,
-    reference=None,
-    model_args=None,
-    model_kwargs=None,
-    rng_key=None,
-    settings=DEFAULT_SETTINGS,
-):
-    """Re-run ``sampler`` from overdispersed starts (and from ``reference`` draws) and ask
-    whether those chains end where the user's did.
-
-    ``sampler``: the ``blackjax.SamplingAlgorithm`` of an ``rs.run`` tree, or a NumPyro
-    ``MCMCKernel`` or ``MCMC`` (for a NumPyro ``MCMC`` as ``data`` it may be left out: the
-    run's own kernel, re-run with its model arguments). Starts are ``m + scale * sqrt(d) *
-    s * u`` (``m``, ``s``: the user's per-coordinate mean and sd, ``u`` a random direction),
-    one group of ``settings.restart_chains`` per scale. Groups that have not settled run on
-    (``settings.restart_rounds``) before the verdict.
-    """
-    draws, inputs = gather(
-        data, sampler=sampler, reference=reference, model_args=model_args, model_kwargs=model_kwargs
-    )
-    return check_restart(draws, inputs, settings, rng_key)
 
 
 def check_restart(draws: Draws, inputs: Inputs, settings: Settings, rng_key) -> CheckResult:
     runner = inputs.runner
     user = draws.kept
-    if too_short(user.shape[1], settings):
+    if too_short(draws, settings):
         return CheckResult(
             RESTART,
             "unconverged",
@@ -121,6 +96,7 @@ def check_restart(draws: Draws, inputs: Inputs, settings: Settings, rng_key) -> 
         _all_far(groups, settings),
         pooled,
         runner.kind,
+        runner.num_warmup,
         {label: n for label, n in pulled_in.items() if n},
     )
     return restart_verdict(details, len(user), settings)

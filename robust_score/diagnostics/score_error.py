@@ -9,12 +9,12 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from robust_score.diagnostics.draws import Draws
-from robust_score.diagnostics.inputs import Inputs, gather
+from robust_score.diagnostics.inputs import Inputs
 from robust_score.diagnostics.result import SCORE_ERROR, CheckResult
-from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
+from robust_score.diagnostics.settings import Settings
 from robust_score.diagnostics.statistics import kernel_stein_discrepancy, numpy_rng, subsample
 
-__all__ = ["ScoreErrorDetails", "check_score_error", "score_error_along_chain"]
+__all__ = ["ScoreErrorDetails", "check_score_error"]
 
 # the kernel Stein discrepancy is quadratic in its points: at most this many
 _KSD_POINTS = 300
@@ -31,19 +31,6 @@ class ScoreErrorDetails(NamedTuple):
     reference_relative_error: float | None = None
     reference_errors: np.ndarray | None = None
     ksd_reference: float | None = None
-
-
-def score_error_along_chain(
-    data, score_fn, logdensity_fn, *, reference=None, rng_key=None, settings=DEFAULT_SETTINGS
-) -> CheckResult:
-    """Relative score error ``E||s_hat - grad log p||^2 / E||grad log p||^2`` on the chain's
-    draws, against the same under ``reference`` draws when given (the trap signature: tiny
-    under the target, large where the chain sits), plus the IMQ kernel Stein discrepancy of
-    the draws under the trusted score."""
-    draws, inputs = gather(
-        data, score_fn=score_fn, logdensity_fn=logdensity_fn, reference=reference
-    )
-    return check_score_error(draws, inputs, settings, rng_key)
 
 
 def check_score_error(draws: Draws, inputs: Inputs, settings: Settings, rng_key) -> CheckResult:

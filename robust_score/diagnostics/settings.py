@@ -13,6 +13,8 @@ of the calibration cases they were chosen on, are in docs/calibration.md.
 
 from dataclasses import dataclass
 
+from robust_score._checks import check_count, check_positive_scalar
+
 __all__ = ["DEFAULT_SETTINGS", "Settings"]
 
 
@@ -148,6 +150,24 @@ class Settings:
     #: ... and is an O(h) bias when the straight line's chi-square stays within this (the
     #: 99.7 % point of one degree of freedom).
     linearity_chi2: float = 9.0
+
+    def __post_init__(self):
+        for name in ("max_points", "annealed_draws", "memorization_points", "min_kept_draws"):
+            check_count(getattr(self, name), name, minimum=2)
+        for name in ("restart_chains", "annealed_steps", "mode_directions"):
+            check_count(getattr(self, name), name)
+        check_count(self.step_chains, "step_chains", minimum=4)
+        check_count(self.restart_rounds, "restart_rounds", minimum=0)
+        check_count(self.min_chains_elsewhere, "min_chains_elsewhere")
+        if self.restart_steps is not None:
+            check_count(self.restart_steps, "restart_steps")
+        if not self.restart_scales or any(s <= 0 for s in self.restart_scales):
+            raise ValueError(
+                f"`restart_scales` must be positive numbers, got {self.restart_scales!r}."
+            )
+        for name, value in vars(self).items():
+            if isinstance(value, float):
+                check_positive_scalar(value, name)
 
 
 DEFAULT_SETTINGS = Settings()

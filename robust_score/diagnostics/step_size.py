@@ -20,13 +20,13 @@ from robust_score.diagnostics.comparison import Comparison, compare
 from robust_score.diagnostics.draws import Draws
 from robust_score.diagnostics.explain import describe
 from robust_score.diagnostics.grading import Grade, grade
-from robust_score.diagnostics.inputs import Inputs, gather
+from robust_score.diagnostics.inputs import Inputs
 from robust_score.diagnostics.result import STEP_SIZE, CheckResult
 from robust_score.diagnostics.runners import flatten_draws, run_quietly
-from robust_score.diagnostics.settings import DEFAULT_SETTINGS, Settings
+from robust_score.diagnostics.settings import Settings
 from robust_score.diagnostics.statistics import numpy_rng
 
-__all__ = ["DoubledStepsDetails", "StepSizeDetails", "check_step_size", "step_size_sensitivity"]
+__all__ = ["DoubledStepsDetails", "StepSizeDetails", "check_step_size"]
 
 # continued runs keep about this many draws per chain
 _DRAWS_PER_RUN = 200
@@ -61,21 +61,6 @@ class DoubledStepsDetails(NamedTuple):
     num_steps: int
     comparison: Comparison
     grade: Grade
-
-
-def step_size_sensitivity(
-    data, sampler_at, step_size, *, rng_key=None, settings=DEFAULT_SETTINGS
-) -> CheckResult:
-    """Continue the run at ``step_size``, ``step_size / 2`` and ``step_size / 4`` and ask
-    whether the draws move in proportion to the step: the signature of an unadjusted
-    sampler's O(h) bias. ``sampler_at(h)`` builds the user's sampler at step ``h`` (e.g.
-    ``lambda h: rs.ula(score_fn, h)``). Each run covers the same time span.
-
-    ``ok`` when halving the step does not move the spread beyond its Monte-Carlo error;
-    ``warn`` when it does (the details say whether the move shrinks like O(h), a
-    discretization bias remedied by a smaller step or MALA, or not)."""
-    draws, inputs = gather(data, sampler_at=sampler_at, step_size=step_size)
-    return check_step_size(draws, inputs, settings, rng_key)
 
 
 def check_step_size(draws: Draws, inputs: Inputs, settings: Settings, rng_key) -> CheckResult:
@@ -114,6 +99,12 @@ def _doubled_steps(draws: Draws, inputs: Inputs, settings: Settings, rng_key) ->
     rng_key, rng = numpy_rng(rng_key)
     draw_key, compare_key = jax.random.split(rng_key)
     template = draws.unravel(jnp.zeros(draws.dim))
+    if not isinstance(template, jax.Array):
+        return CheckResult.skipped(
+            STEP_SIZE,
+            "the check at twice the steps draws with rs.sample_batch, which takes arrays: "
+            "pass the draws as one array (num_draws, ...), not a pytree.",
+        )
     finer = sample_batch(
         draw_key,
         inputs.time_score_fn,
