@@ -124,18 +124,15 @@ class TrapReport:
     @property
     def status(self) -> str:
         status = worst_status(c.status for c in self.checks)
-        if status == "ok" and self.unrun_requests:
-            return "warn"
+        if status in ("ok", "skipped") and self.unrun_requests:
+            return "warn"  # never ok while a check the user asked for did not run
         return status
 
     @property
     def finding(self) -> str:
         status = self.status
-        if (
-            status == "warn"
-            and self.unrun_requests
-            and worst_status(c.status for c in self.checks) == "ok"
-        ):
+        ran = worst_status(c.status for c in self.checks)
+        if status == "warn" and self.unrun_requests and ran in ("ok", "skipped"):
             return "inconclusive"
         if status == "skipped":
             return "skipped"
