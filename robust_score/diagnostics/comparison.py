@@ -274,7 +274,8 @@ def chains_apart(user: np.ndarray, other: np.ndarray | None, settings: Settings)
     """:class:`Apart` for the user's kept chains ``(chain, draw, dim)``.
 
     A chain is held apart when its split offset (its second half's mean along the direction
-    of its first half, from the pooled mean, in the pooled sd) exceeds ``apart_factor``
+    of its first half, from the pooled mean, in the pooled sd, within the pooled draws'
+    leading principal directions) exceeds ``apart_factor``
     times its own sd along that direction, with ``min_ess`` effective draws there: a slowly
     mixing chain has a large offset too, but few effective draws. It sits in a mode of
     ``other`` (``(n, dim)`` draws of the target) when its spread around its mean is at least
@@ -286,11 +287,18 @@ def chains_apart(user: np.ndarray, other: np.ndarray | None, settings: Settings)
     points = user.reshape(-1, user.shape[-1])
     center, spread = points.mean(axis=0), points.std(axis=0)
     spread = np.where(spread > 0, spread, 1.0)
+    # in the leading principal directions of the pooled draws, where chains held apart
+    # separate: in all d coordinates a chain's mean is mostly noise at high d
     white = (user - center) / spread
+    directions = principal_directions(
+        white.reshape(-1, user.shape[-1])[:: max(1, len(points) // settings.max_points)],
+        settings.mode_directions,
+    )
+    white = white @ directions.T
     half = user.shape[1] // 2
     direction = white[:, :half].mean(axis=1)
     direction /= np.maximum(np.linalg.norm(direction, axis=-1, keepdims=True), 1e-300)
-    projected = np.einsum("cnd,cd->cn", white[:, half:], direction)
+    projected = np.einsum("cnk,ck->cn", white[:, half:], direction)
     offset, own_sd = projected.mean(axis=1), projected.std(axis=1)
     ess = np.array([effective_sample_size(p[None]) for p in projected])
     held = (offset > settings.apart_factor * own_sd) & (ess >= settings.min_ess)

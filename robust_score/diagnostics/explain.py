@@ -110,6 +110,12 @@ def restart_sentence(verdict, details, num_chains: int, settings: Settings) -> s
     worst = verdict.worst
     numbers = describe(worst.grade, worst.comparison, settings)
     where = f"chains restarted from '{worst.label}'"
+    if verdict.cause == "elsewhere" and verdict.finding == "inherited weights":
+        return (
+            f"{inherited_weights(details.apart, num_chains, 'the restarts')}: "
+            f"{details.chains_elsewhere} restart chains settled in regions none of your chains "
+            "visit"
+        )
     if verdict.cause == "elsewhere":
         text = f"{where} end elsewhere: your chains look trapped by where they started ({numbers}"
         if details.all_groups_far:

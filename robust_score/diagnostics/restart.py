@@ -222,10 +222,13 @@ def _decide(details: RestartDetails, judged, settings: Settings) -> RestartVerdi
     ):
         status = "ok"  # the run's ESS, read in each group's frame, dipped in a few only
     worst = max(judged, key=lambda g: _rank(g, details.all_groups_far))
+    apart, pooled = details.apart, details.pooled
+    in_modes = apart.held and apart.in_modes == apart.held
     if details.all_groups_far or details.chains_elsewhere >= settings.min_chains_elsewhere:
+        if in_modes:  # the restarts' regions are modes the user's starts left unvisited
+            return RestartVerdict("unconverged", "inherited weights", "elsewhere", worst)
         return RestartVerdict("fail", "trapped", "elsewhere", worst)
     stray = _settled_apart(details.groups, settings)
-    apart, pooled = details.apart, details.pooled
     if stray is not None and not apart.held:
         return RestartVerdict("fail", "missed mass", "stray", worst, stray)
     if pooled is not None and (status == "warn" or apart.held):
