@@ -153,7 +153,11 @@ def _pooled_restart_sentence(verdict: Verdict, details, num_chains: int, setting
     stayed inconclusive after running on."""
     coverage, apart = details.pooled.coverage, details.apart
     if verdict.finding == "inherited weights":
-        return inherited_weights(apart, num_chains, "the restarts")
+        where = (
+            f"the restarts, {coverage.uncovered:.0%} of whose draws sit in regions none of "
+            "yours visit"
+        )
+        return inherited_weights(apart, num_chains, where)
     if verdict.finding == "trapped" and apart.held > apart.in_modes:
         return (
             f"{apart.held - apart.in_modes} of your {num_chains} chains sit in wells far "

@@ -142,3 +142,16 @@ def judge_sample(grade: Grade, coverage, apart, settings: Settings) -> Verdict:
     if missed and grade.status != "unconverged":
         return Verdict("fail", "missed mass")
     return Verdict(grade.status, _FINDING[grade.status])
+
+
+def judge_restarts(coverage, apart, settings: Settings) -> Verdict:
+    """The verdict of every restart chain pooled against the user's chains held apart.
+    Restart chains started far out are held apart too, so their weights follow their own
+    starts: only where each has mass can tell. Chains held in wells narrower than the
+    target's, or where no restart goes, are trapped; restarts that settle where none of the
+    user's chains go are modes the user's starts left unvisited (inherited weights)."""
+    if apart.held > apart.in_modes or coverage.chains_off:
+        return Verdict("fail", "trapped")
+    if coverage.uncovered >= settings.uncovered_fraction:
+        return Verdict("unconverged", "inherited weights")
+    return Verdict("ok", "none")

@@ -55,6 +55,7 @@ class Nearest(NamedTuple):
     baseline_median_distance: float
     distance_ratio: float
     baseline: str  # "holdout" or "train-to-train (leave one out)"
+    excess_p_value: float  # one-sided, of the fraction on points exceeding the baseline's
 
 
 class StartContrast(NamedTuple):
@@ -124,14 +125,24 @@ def _nearest(points, train, holdout, rng, max_points: int) -> Nearest:
         name = "train-to-train (leave one out)"
     median, baseline_median = np.median(near[:, 0]), np.median(baseline[:, 0])
     sqrt_d = math.sqrt(train.shape[1])
+    fraction, baseline_fraction = _below_third(near), _below_third(baseline)
     return Nearest(
-        _below_third(near),
-        _below_third(baseline),
+        fraction,
+        baseline_fraction,
         float(median / sqrt_d),
         float(baseline_median / sqrt_d),
         float(median / max(baseline_median, 1e-300)),
         name,
+        _excess_p_value(fraction, len(near), baseline_fraction, len(baseline)),
     )
+
+
+def _excess_p_value(fraction, num, baseline_fraction, num_baseline) -> float:
+    """One-sided p-value of ``fraction`` of ``num`` draws exceeding ``baseline_fraction`` of
+    ``num_baseline`` (two-proportion z-test; draws counted as independent)."""
+    pooled = (fraction * num + baseline_fraction * num_baseline) / (num + num_baseline)
+    error = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / num + 1 / num_baseline))
+    return 0.5 * math.erfc((fraction - baseline_fraction) / error / math.sqrt(2))
 
 
 def _fresh_chains(rng_key, draws: Draws, inputs: Inputs, num_chains: int):
@@ -199,8 +210,12 @@ class _Row(NamedTuple):
 def memorization_verdict(nearest: Nearest, contrast, settings: Settings) -> CheckResult:
     """The result: the worst of three verdicts, each named with its statistic and remedy."""
     excess = nearest.fraction_on_points - nearest.baseline_fraction
+    # an excess within the two fractions' sampling error is no evidence, however large
+    significant = nearest.excess_p_value < settings.p_fail
     on_points = _Row(
-        grade_above(excess, settings.memorization_fail, settings.memorization_warn),
+        grade_above(excess, settings.memorization_fail, settings.memorization_warn)
+        if significant
+        else "ok",
         excess,
         settings.memorization_fail,
         f"{nearest.fraction_on_points:.0%} of draws sit on a training point (NN1/NN2 < 1/3; "

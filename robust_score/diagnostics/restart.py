@@ -13,7 +13,13 @@ import numpy as np
 from robust_score.diagnostics.comparison import Apart, Comparison, chains_apart, compare
 from robust_score.diagnostics.draws import Draws
 from robust_score.diagnostics.explain import restart_sentence, short_run
-from robust_score.diagnostics.grading import Verdict, grade, judge_sample, too_short
+from robust_score.diagnostics.grading import (
+    Verdict,
+    grade,
+    judge_restarts,
+    judge_sample,
+    too_short,
+)
 from robust_score.diagnostics.inputs import Inputs
 from robust_score.diagnostics.restart_groups import (
     DISAGREE,
@@ -232,7 +238,10 @@ def _decide(details: RestartDetails, judged, settings: Settings) -> RestartVerdi
     if stray is not None and not apart.held:
         return RestartVerdict("fail", "missed mass", "stray", worst, stray)
     if pooled is not None and (status == "warn" or apart.held):
-        verdict = judge_sample(grade(pooled, settings), pooled.coverage, apart, settings)
+        if apart.held:
+            verdict = judge_restarts(pooled.coverage, apart, settings)
+        else:
+            verdict = judge_sample(grade(pooled, settings), pooled.coverage, apart, settings)
         if SEVERITY[verdict.status] > SEVERITY.get(status, 0) or apart.held:
             return RestartVerdict(verdict.status, verdict.finding, "pooled", worst, None, verdict)
     return RestartVerdict(status, _GROUP_FINDING[status], "groups", worst)
