@@ -117,7 +117,7 @@ class Verdict(NamedTuple):
 _FINDING = {"fail": "differs", "warn": "differs", "unconverged": "too few draws", "ok": "none"}
 
 
-def judge_sample(grade: Grade, coverage, apart, settings: Settings) -> Verdict:
+def judge_sample(grade: Grade, coverage, apart, ess: float, settings: Settings) -> Verdict:
     """Combine a comparison's :class:`Grade` with where the samples have mass
     (:class:`~robust_score.diagnostics.comparison.Coverage`) and the user's chains held
     apart (:class:`~robust_score.diagnostics.comparison.Apart`).
@@ -129,8 +129,10 @@ def judge_sample(grade: Grade, coverage, apart, settings: Settings) -> Verdict:
       longer run);
     - chains held apart in wells narrower than the target's, or sitting where the other
       sample has no mass while the samples differ, are trapped (``fail``);
-    - part of the other sample that no chain visits, with chains that mix and enough
-      effective draws to judge, is missed mass (``fail``);
+    - part of the other sample that no chain visits, with chains that mix and the run's own
+      ESS (``ess``) at ``min_ess``, is missed mass (``fail``); below it, the run has not
+      explored the target yet (``unconverged``: a clean MALA run on an anisotropic target,
+      ESS 10 along its wide axis, left 15 % of it unvisited);
     - otherwise the grade stands."""
     if apart.held > apart.in_modes:
         return Verdict("fail", "trapped")
@@ -139,8 +141,10 @@ def judge_sample(grade: Grade, coverage, apart, settings: Settings) -> Verdict:
     missed = coverage.uncovered >= settings.uncovered_fraction
     if apart.held and (missed or grade.status != "ok"):
         return Verdict("unconverged", "inherited weights")
-    if missed and grade.status != "unconverged":
+    if missed and grade.status != "unconverged" and ess >= settings.min_ess:
         return Verdict("fail", "missed mass")
+    if missed:  # a run that has not explored the target yet misses part of it too
+        return Verdict("unconverged", "too few draws")
     return Verdict(grade.status, _FINDING[grade.status])
 
 

@@ -62,7 +62,7 @@ def judge_against(
     measured = grade(comparison, settings)
     pooled = np.asarray(other).reshape(-1, draws.dim)
     apart = chains_apart(draws.kept, pooled[np.isfinite(pooled).all(axis=1)], settings)
-    verdict = judge_sample(measured, comparison.coverage, apart, settings)
+    verdict = judge_sample(measured, comparison.coverage, apart, comparison.ess, settings)
     explanation = sample_explanation(
         verdict, measured, comparison, apart, draws.num_chains, label, settings
     )

@@ -241,7 +241,9 @@ def _decide(details: RestartDetails, judged, settings: Settings) -> RestartVerdi
         if apart.held:
             verdict = judge_restarts(pooled.coverage, apart, settings)
         else:
-            verdict = judge_sample(grade(pooled, settings), pooled.coverage, apart, settings)
+            verdict = judge_sample(
+                grade(pooled, settings), pooled.coverage, apart, pooled.ess, settings
+            )
         if SEVERITY[verdict.status] > SEVERITY.get(status, 0) or apart.held:
             return RestartVerdict(verdict.status, verdict.finding, "pooled", worst, None, verdict)
     return RestartVerdict(status, _GROUP_FINDING[status], "groups", worst)
