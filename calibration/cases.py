@@ -500,8 +500,11 @@ def user_u3(num_array=1024):
                 warnings.simplefilter("ignore")
                 return arviz_base.from_dict({"posterior": {"x": x}})
 
+        settings = _diffusion_settings(user["schedule"])
+        with_settings = dict(base, sampler=settings, time_score_fn=trained.time_score_fn)
         reports = [
             (f"array {num_array}", dict(base, _data=arr[:num_array])),
+            (f"array {num_array} + settings", dict(with_settings, _data=arr[:num_array])),
             ("DataTree 256x16", dict(base, _data=tree(256, 16))),
             ("DataTree 256x32", dict(base, _data=tree(256, 32))),
             ("DataTree 1x4096", dict(base, _data=tree(1, 4096))),
