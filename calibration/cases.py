@@ -420,6 +420,17 @@ def _second_half(tree):
     return x[:, x.shape[1] // 2 :]
 
 
+def _run_weights(tree, starts, num_chains, num_steps) -> dict:
+    """The mode weights a user scenario records: kept draws, all draws, starts."""
+    return {
+        "weights": mode_weights(_second_half(tree)),
+        "weights_all_draws": mode_weights(tree.posterior["x"].values),
+        "start_weights": mode_weights(starts),
+        "num_chains": num_chains,
+        "num_steps": num_steps,
+    }
+
+
 def user_u1(num_chains=256, num_steps=4000):
     """U1: 256 ULA chains with the learned score at sigma = 0.1, started from reverse-diffusion
     draws (dpmpp_2m, 20 steps) of the same network. Expected: ok."""
@@ -435,15 +446,11 @@ def user_u1(num_chains=256, num_steps=4000):
         ula = rs.ula(trained.score_fn, USER_STEP)
         tree = _run(ula, key_run, starts, num_steps)
         kwargs = _user_report_kwargs(ula, user, starts, key_report)
-        extra = {
-            "weights": mode_weights(_second_half(tree)),
-            "weights_all_draws": mode_weights(tree.posterior["x"].values),
-            "start_weights": mode_weights(starts),
-            "holdout_weights": mode_weights(user["holdout"]),
-            "train_weights": mode_weights(user["train"]),
-            "num_chains": num_chains,
-            "num_steps": num_steps,
-        }
+        extra = _run_weights(tree, starts, num_chains, num_steps)
+        extra.update(
+            holdout_weights=mode_weights(user["holdout"]),
+            train_weights=mode_weights(user["train"]),
+        )
         reports = [("user", kwargs), ("user + score_fn", dict(kwargs, score_fn=trained.score_fn))]
         return {"data": tree, "reports": reports, "extra": extra}
 
@@ -463,13 +470,7 @@ def user_u2(num_steps=8000, num_chains=8):
         ula = rs.ula(trained.score_fn, USER_STEP)
         tree = _run(ula, key_run, starts, num_steps)
         kwargs = _user_report_kwargs(ula, user, starts, key_report)
-        extra = {
-            "weights": mode_weights(_second_half(tree)),
-            "weights_all_draws": mode_weights(tree.posterior["x"].values),
-            "start_weights": mode_weights(starts),
-            "num_chains": num_chains,
-            "num_steps": num_steps,
-        }
+        extra = _run_weights(tree, starts, num_chains, num_steps)
         return {"data": tree, "reports": [("user", kwargs)], "extra": extra}
 
     return build
