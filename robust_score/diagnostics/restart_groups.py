@@ -132,21 +132,9 @@ def _judge(label, chains, flat_starts, rounds, key, rng, setup: Setup, num_group
     kept, kept_starts = chains[finite], np.asarray(flat_starts)[finite]
     nan = math.nan
     if not finite.any():
-        return Group(
-            label,
-            "warn",
-            "every restart chain diverged",
-            None,
-            None,
-            kept,
-            kept_starts,
-            len(chains),
-            nan,
-            nan,
-            nan,
-            nan,
-            rounds,
-        )
+        return Group(label, "warn", "every restart chain diverged", None, None, kept,
+                     kept_starts, diverged=len(chains), moved_fraction=nan, rhat=nan,
+                     within_effect=nan, mean_distance=nan, rounds=rounds)  # fmt: skip
     compare_key, within_key = jax.random.split(key)
     comparison = compare(setup.user, kept, compare_key, rng, settings, setup.slices, num_groups)
     distances = np.linalg.norm(kept - setup.center, axis=-1)
