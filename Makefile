@@ -41,10 +41,11 @@ test: lint
 docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
-# benchmarks (~15 min on 2 cores): rewrites docs/benchmarks.md and docs/_static/benchmarks/*.png
+# benchmarks (≤ 15 min on an idle 2-core machine): rewrites docs/benchmarks.md and
+# docs/_static/benchmarks/results.json; one section: $(PY) -m benchmarks.NAME [--quick]
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]' 2>&1 | $(QUIET_PIP)
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,17 +1,12 @@
 """Chains over two processes (``jax.distributed``, one CPU device each, gloo collectives)
-against one process, at a fixed total number of chains: ``rs.sample_chains`` with
-``gather=True`` and ``gather=False``. See docs/benchmarks.md.
+against one process, at a fixed total of chains: ``rs.sample_chains`` with ``gather=True``
+and ``gather=False``. Each configuration runs in fresh processes (``python -m
+benchmarks.distributed child PROCESS_ID NUM_PROCESSES PORT REPEATS STEPS`` prints one JSON
+line); each call is timed after a barrier across processes and after one compiling call; over
+two processes a call's time is the slower process's. ``cores``: process-CPU seconds of the
+call, summed over processes, over its wall seconds.
 
-Run: .venv/bin/python benchmarks/distributed.py [--quick] [--out distributed.json]
-
-Each configuration runs in fresh processes: ``python benchmarks/distributed.py child
-PROCESS_ID NUM_PROCESSES PORT REPEATS`` prints one JSON line of its timings. In each, every
-call is timed after a barrier across processes (so both start together), after one compiling
-call; over two processes a call's time is the slower process's (a run is done when both are).
-The one- and two-process configurations are launched in turn, ``ROUNDS`` times each, so that
-a change in the machine's load hits both alike; a cell's time is its fastest call over all
-rounds. ``cores`` is the process-CPU seconds of that call, summed over processes, over its
-wall seconds: near 2, the run had both cores of the machine.
+Run: .venv/bin/python -m benchmarks.distributed [--quick] [--out FILE]
 """
 
 import json
@@ -23,131 +18,97 @@ import time
 
 import jax
 
-# rough sizes: compute-bound with nothing kept but the last draw, then every draw kept and
-# gathered (d = 100, 1000 chains, 300 draws: 114 MiB of float32)
-CELLS = (
-    {"dim": 2, "chains": 1000, "steps": 20_000, "thin": 20_000},
-    {"dim": 100, "chains": 1000, "steps": 300, "thin": 1},
-)
-QUICK_CELLS = (
-    {"dim": 2, "chains": 1000, "steps": 2_000, "thin": 2_000},
-    {"dim": 100, "chains": 1000, "steps": 30, "thin": 1},
-)
-ROUNDS, REPEATS = 2, 5
-TIMEOUT_S = 600
+from .timing import log, script, table
 
 
-def child(process_id, num_processes, port, repeats, cells):
-    """Time ``rs.sample_chains`` on every cell in this process; returns its rows. Not
-    ``rs.run``: its DataTree and the checks on it cost the same in one process or two."""
+def cells(steps):
+    """Compute only (last draw kept), then every draw kept and gathered (d = 100, 1000 chains,
+    ``steps // 60`` draws: 114 MiB of float32 at 300)."""
+    return ({"dim": 2, "chains": 1000, "steps": steps, "thin": steps},
+            {"dim": 100, "chains": 1000, "steps": steps // 60, "thin": 1})  # fmt: skip
+
+
+def child(process_id, num_processes, port, repeats, steps):
     if num_processes > 1:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(
-            coordinator_address=f"127.0.0.1:{port}",
-            num_processes=num_processes,
-            process_id=process_id,
-        )
+        jax.distributed.initialize(f"127.0.0.1:{port}", num_processes, process_id)
     import jax.numpy as jnp
     from jax.experimental import multihost_utils
 
     import robust_score as rs
 
-    ula, rows = rs.ula(lambda x: -x, 0.1), []
-    calls = {"one process": {"devices": None}}
+    ula, rows, calls = rs.ula(lambda x: -x, 0.1), [], {"one process": {"devices": None}}
     if num_processes > 1:
-        calls = {
-            "gather=True": {"devices": jax.devices(), "gather": True},
-            "gather=False": {"devices": jax.devices(), "gather": False},
-        }
-    for cell in cells:
+        calls = {f"gather={g}": {"devices": jax.devices(), "gather": g} for g in (True, False)}
+    for cell in cells(steps):
         starts = jnp.zeros((cell["chains"], cell["dim"]))
-        steps = {"num_steps": cell["steps"], "thin": cell["thin"]}
         for call, options in calls.items():
             times = []
             for seed in range(repeats + 1):
                 multihost_utils.sync_global_devices(f"{cell} {call} {seed}")
                 started, started_cpu = time.perf_counter(), time.process_time()
-                draws = rs.sample_chains(ula, jax.random.key(seed), starts, **steps, **options)
+                draws = rs.sample_chains(ula, jax.random.key(seed), starts, cell["steps"],
+                                         thin=cell["thin"], **options)  # fmt: skip
                 jax.block_until_ready(draws[:2])  # gather=False returns before the work ends
                 times.append((time.perf_counter() - started, time.process_time() - started_cpu))
             rows.append({**cell, "processes": num_processes, "call": call})
-            rows[-1].update({"first_s": times[0][0], "times": times[1:]})
+            rows[-1].update({"first s": times[0][0], "times": times[1:]})
     return rows
 
 
-def _free_port():
+def spawn(num_processes, repeats, steps):
+    """Rows of one configuration: per cell and call, the slower process's times."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _spawn(num_processes, repeats, quick):
-    """Rows of one configuration: per cell and call, the slower process's times."""
-    port, env = _free_port(), dict(os.environ, JAX_PLATFORMS="cpu")
+        port = probe.getsockname()[1]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)  # one CPU device per process
-    command = [sys.executable, os.path.abspath(__file__), "child"]
-    mode = ["quick"] if quick else []
-    processes = [
-        subprocess.Popen(
-            [*command, str(i), str(num_processes), str(port), str(repeats), *mode],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for i in range(num_processes)
-    ]
+    args = [str(num_processes), str(port), str(repeats), str(steps)]
+    command = [sys.executable, "-m", "benchmarks.distributed", "child"]
+    processes = [subprocess.Popen([*command, str(i), *args], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=env)
+                 for i in range(num_processes)]  # fmt: skip
     try:
-        outputs = [process.communicate(timeout=TIMEOUT_S) for process in processes]
+        outputs = [process.communicate(timeout=600) for process in processes]
     finally:
         for process in processes:  # a process whose peer failed waits at the coordinator
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    for process, (_, stderr) in zip(processes, outputs, strict=True):
-        if process.returncode:
-            raise RuntimeError(f"a benchmark process failed:\n{stderr[-3000:]}")
-    per_process = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+    if any(process.returncode for process in processes):
+        raise RuntimeError(f"a benchmark process failed:\n{outputs[-1][1][-3000:]}")
     rows = []
-    for cell_rows in zip(*per_process, strict=True):
-        row = {k: v for k, v in cell_rows[0].items() if k != "times"}
-        row["first_s"] = max(r["first_s"] for r in cell_rows)
-        # (wall, cpu) of each call: the slower process's wall, every process's CPU
-        calls = zip(*(r["times"] for r in cell_rows), strict=True)
-        row["calls"] = [(max(w for w, _ in call), sum(c for _, c in call)) for call in calls]
-        rows.append(row)
+    for cells in zip(
+        *(json.loads(out.strip().splitlines()[-1]) for out, _ in outputs), strict=True
+    ):
+        calls = zip(*(r.pop("times") for r in cells), strict=True)
+        rows.append({**cells[0], "first s": max(r["first s"] for r in cells)})
+        rows[-1]["calls"] = [(max(w for w, _ in call), sum(c for _, c in call)) for call in calls]
     return rows
 
 
 def main(quick=False):
-    rounds, repeats = (1, 2) if quick else (ROUNDS, REPEATS)
-    launched = [_spawn(count, repeats, quick) for _ in range(rounds) for count in (1, 2)]
-    cells = {}
-    for row in (row for rows in launched for row in rows):
+    rounds, repeats, steps = (1, 2, 1800) if quick else (2, 3, 12_000)
+    merged = {}  # the two configurations launched in turn, `rounds` times each
+    for row in (r for _ in range(rounds) for n in (1, 2) for r in spawn(n, repeats, steps)):
         key = (row["dim"], row["processes"], row["call"])
-        if key in cells:
-            cells[key]["first_s"] = min(cells[key]["first_s"], row["first_s"])
-            cells[key]["calls"] += row["calls"]
+        if key in merged:
+            merged[key]["calls"] += row["calls"]
+            merged[key]["first s"] = min(merged[key]["first s"], row["first s"])
         else:
-            cells[key] = row
-    one = {}
-    rows = []
-    for row in cells.values():
+            merged[key] = row
+    one, rows = {}, []
+    for row in merged.values():
         wall, cpu = min(row.pop("calls"))
-        row.update({"run_s": wall, "cores": cpu / wall})
         one.setdefault(row["dim"], wall)  # the one-process rows come first
-        rows.append({**row, "speedup": one[row["dim"]] / wall})
-        print(rows[-1], flush=True)
-    return rows
+        rows.append({**row, "run s": wall, "cores": cpu / wall})
+        rows[-1]["speed-up"] = one[row["dim"]] / wall
+        log(rows[-1])
+    return {"rows": rows, "goals": [], "fields": {"distributed": table(rows)}}
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["child"]:
-        process_id, num_processes, port, repeats = (int(a) for a in sys.argv[2:6])
-        cells = QUICK_CELLS if sys.argv[6:7] == ["quick"] else CELLS
-        print(json.dumps(child(process_id, num_processes, port, repeats, cells)))
+        print(json.dumps(child(*(int(a) for a in sys.argv[2:7]))))
     else:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from timing import script
-
-        script(main, __doc__, "distributed.json")
+        script(main, __doc__)

@@ -1,208 +1,268 @@
-"""Per-step overhead of the library's loops against the loops a user would write by hand
-(``jax.lax.scan``, same update, same keys), and of ``rs.mala`` against ``blackjax.mala``; each
-cell with an A/A control (the reference built and compiled twice). See docs/benchmarks.md.
+"""Overhead of the library's drivers against the loops a user would write by hand, in one run:
+ULA (``rs.run`` / ``rs.sample_chains`` / the raw kernel against a hand-written ``lax.scan``,
+same keys), MALA with every draw kept (``rs.run`` against ``blackjax.mala`` in a scan), the
+end-of-run convergence check, ``ScoreLangevin`` under NumPyro against ``rs.run``, the
+diffusion kernels through ``rs.sample_chains`` against ``rs.sample_batch``, and peak memory.
+Every timing has an A/A control: the reference built and compiled twice.
 
-Run: .venv/bin/python benchmarks/overhead.py [--quick] [--out overhead.json]
+Run: .venv/bin/python -m benchmarks.overhead [--quick] [--out FILE]
+(the memory cells alone, in a fresh process: ``python -m benchmarks.overhead memory DIM``)
 """
 
+import gc
+import json
+import subprocess
+import sys
+import warnings
 from functools import partial
 
 import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.util import run_inference_algorithm
-from timing import compare, log, script
+import numpyro
+import numpyro.distributions as dist
+from numpyro.infer import MCMC
 
 import robust_score as rs
+from robust_score.run_health import convergence_problems
+
+from .timing import aa_range, compare, goal, log, script, table, timed
 
 SCHEDULE = rs.schedules.vp()
-ULA_STEP = 0.1
-AL_EPS = 2e-5  # NCSN rule h_i = eps sigma_i^2 / sigma_min^2
-AL_STEPS = 5  # Langevin moves per noise level
-# rough seconds per step: fixed + per (chain, coordinate) entry, to size cells to `target_s`
-COST = {"ULA": (1.7e-7, 1.0e-8), "diffusion": (1.7e-7, 1.3e-8), "MALA": (3.5e-7, 1.5e-8)}
+FULL = {"ula": 2000, "mala": 20_000, "numpyro": 50_000, "moves": 500, "memory_dim": 10_000}
+QUICK = {"ula": 200, "mala": 2000, "numpyro": 5000, "moves": 50, "memory_dim": 1000}
 
 
 def score(x):
     return -x
 
 
-def time_score(x, t):
-    return -x
+def logdensity(x):
+    return -0.5 * jnp.sum(x**2)
 
 
-def num_steps(kind, dim, chains, target_s):
-    fixed, per_entry = COST[kind]
-    return int(min(max(target_s / (fixed + per_entry * dim * chains), 10), 1_000_000))
+def chain_keys(key, chains):
+    """``rs.sample_chains``'s keys: chain ``c`` uses ``fold_in(key, c)``, its step ``i``
+    ``fold_in(fold_in(key, c), i)``."""
+    return jax.vmap(partial(jax.random.fold_in, key))(jnp.arange(chains))
 
 
-def hand_ula(steps):
-    """ULA with ``rs.sample_chains``'s keys: ``fold_in(fold_in(key, chain), step)``."""
-    scale = jnp.sqrt(2.0 * ULA_STEP)
+def step_keys(keys, i):
+    return jax.vmap(jax.random.fold_in, (0, None))(keys, i)
+
+
+def hand_ula(steps, h):
+    """ULA written out as a user would, with ``rs.sample_chains``'s keys; last draw kept."""
 
     def run(key, x0):
-        chain_keys = jax.vmap(partial(jax.random.fold_in, key))(jnp.arange(x0.shape[0]))
+        keys = chain_keys(key, x0.shape[0])
 
         def step(x, i):
-            keys = jax.vmap(jax.random.fold_in, (0, None))(chain_keys, i)
-            z = jax.vmap(lambda k, xi: jax.random.normal(k, xi.shape, xi.dtype))(keys, x)
-            return x + ULA_STEP * score(x) + scale * z, None
+            z = jax.vmap(lambda k, xi: jax.random.normal(k, xi.shape))(step_keys(keys, i), x)
+            return x + h * score(x) + jnp.sqrt(2.0 * h) * z, None
 
         return jax.lax.scan(step, x0, jnp.arange(steps))[0]
 
     return jax.jit(run)
 
 
-def schedule_levels(num_steps):
-    """t, alpha, sigma, f(t), g(t)^2 on ``vp().time_grid(num_steps)``, as float32 constants."""
+def kernel_scan(algorithm, steps, keep_every_draw=False):
+    """A SamplingAlgorithm's ``step`` vmapped over chains in a plain ``lax.scan`` (same keys):
+    the last positions, or every draw as ``(chain, draw, d)``."""
 
-    def on_grid():
-        t = SCHEDULE.time_grid(num_steps)
-        s = SCHEDULE
-        return t, s.alpha(t), s.sigma(t), s.drift_coefficient(t), s.diffusion_squared(t)
+    def run(key, x0):
+        keys = chain_keys(key, x0.shape[0])
 
-    return [np.asarray(a, np.float32) for a in jax.jit(on_grid)()]
+        def step(state, i):
+            state, _ = jax.vmap(algorithm.step)(step_keys(keys, i), state)
+            return state, state.position if keep_every_draw else None
 
+        state, draws = jax.lax.scan(step, jax.vmap(algorithm.init)(x0), jnp.arange(steps))
+        return jnp.swapaxes(draws, 0, 1) if keep_every_draw else state.position
 
-def hand_diffusion(kind, moves, chains, dim):
-    """One path per chain from the prior, ``moves`` moves, Tweedie's step at the end, with
-    ``rs.sample_batch``'s keys: ``split(key, chains)``, then start / path, then per move."""
-    if kind == "annealed Langevin":
-        t, alpha, sigma, _, _ = schedule_levels(moves // AL_STEPS - 1)
-        h = AL_EPS * (sigma / sigma[-1]) ** 2
-        inputs = (np.repeat(t, AL_STEPS), np.repeat(h, AL_STEPS))
-
-        def move(x, key, t, h):
-            return x + h * time_score(x, t) + jnp.sqrt(2.0 * h) * jax.random.normal(key, x.shape)
-    else:
-        t, alpha, sigma, drift, g2 = schedule_levels(moves)
-        inputs = (t[:-1], t[1:], drift[:-1], g2[:-1])
-
-        def move(x, key, t, t_next, f, g2):
-            dt = t - t_next
-            noise = jax.random.normal(key, x.shape)
-            return x + dt * (g2 * time_score(x, t) - f * x) + jnp.sqrt(g2 * dt) * noise
-
-    prior_std = SCHEDULE.prior_std()
-
-    def path(key):
-        key_start, key_path = jax.random.split(key)
-        x = prior_std * jax.random.normal(key_start, (dim,))
-        keys = jax.random.split(key_path, moves)
-        x, _ = jax.lax.scan(lambda x, a: (move(x, *a), None), x, (keys, *inputs))
-        return (x + sigma[-1] ** 2 * time_score(x, t[-1])) / alpha[-1]
-
-    return jax.jit(lambda key: jax.vmap(path)(jax.random.split(key, chains)))
+    return jax.jit(run)
 
 
-def measure(sampler, dim, chains, steps, library, make_reference, repeats, same_draws=()):
-    """Rows comparing each ``library`` callable with ``make_reference()``; a second
-    ``make_reference()`` is the A/A control. ``same_draws``: drivers whose output must equal
-    the reference's (the largest difference is recorded)."""
-    reference = make_reference()
-    times = compare({**library, "reference": reference, "copy": make_reference()}, repeats)
-    ref, rows = times["reference"], []
-    for driver, fn in library.items():
-        lib = times[driver]
-        same = driver in same_draws
+def ratio_rows(cell, times, same=None):
+    """One row per driver of ``times``: run time over the reference's, A/A range."""
+    ref, aa, rows = times["reference"]["run_s"], aa_range(times), []
+    for driver, t in times.items():
         rows.append(
-            {"sampler": sampler, "driver": driver, "dim": dim, "chains": chains, "steps": steps}
+            {"cell": cell, "driver": driver, "run s": t["run_s"], "compile s": t["compile_s"]}
         )
-        rows[-1].update(
-            lib_us_per_step=lib["run_s"] / steps * 1e6,
-            ref_us_per_step=ref["run_s"] / steps * 1e6,
-            ratio=lib["run_s"] / ref["run_s"],
-            cpu_ratio=lib["cpu_s"] / ref["cpu_s"],
-            aa_ratio=times["copy"]["run_s"] / ref["run_s"],
-            lib_run_s=lib["run_s"],
-            lib_compile_s=lib["compile_s"],
-            ref_compile_s=ref["compile_s"],
-            max_abs_diff=float(jnp.max(jnp.abs(fn() - reference()))) if same else None,
-        )
-        log(*(f"{v:.3g}" if isinstance(v, float) else v for v in rows[-1].values()))
-    return rows
+        rows[-1].update({"ratio": t["run_s"] / ref, "A/A": f"{min(aa):.3f}–{max(aa):.3f}"})
+        rows[-1]["max abs diff"] = same.get(driver) if same else None
+        log(rows[-1])
+    return rows, aa
 
 
-def ula_rows(dim, chains, target_s, repeats):
-    steps = num_steps("ULA", dim, chains, target_s)
-    key, x0 = jax.random.key(1), jnp.zeros((chains, dim))
-    ula = rs.ula(score, ULA_STEP)
-    library = {
-        "rs.sample_chains": lambda: rs.sample_chains(ula, key, x0, steps, thin=steps)[0][:, 0],
+def ula_cell(steps, repeats, dim=100, chains=256, h=0.01):
+    key, x0, ula = jax.random.key(1), jnp.zeros((chains, dim)), rs.ula(score, h)
+    fns = {
         "rs.run": lambda: rs.run(ula, key, x0, steps, thin=steps).posterior["x"].values[:, 0],
+        "rs.sample_chains": lambda: rs.sample_chains(ula, key, x0, steps, thin=steps)[0][:, 0],
+        "ula.step in a scan": partial(kernel_scan(ula, steps), key, x0),
+        "reference": partial(hand_ula(steps, h), key, x0),
+        "copy": partial(hand_ula(steps, h), key, x0),
     }
-    reference = lambda: partial(hand_ula(steps), key, x0)  # noqa: E731
-    return measure("ULA", dim, chains, steps, library, reference, repeats, set(library))
+    times = compare(fns, repeats)
+    ref = np.asarray(fns["reference"]())
+    same = {d: float(np.max(np.abs(np.asarray(fn()) - ref))) for d, fn in fns.items()}
+    rows, aa = ratio_rows(f"ULA d={dim}, {chains} chains, {steps} steps, last draw", times, same)
+    text = f"`rs.run(rs.ula(score, {h}), ...)`, d = {dim}, {chains} chains, last draw"
+    return rows, [goal(text + " ≤ 1.05 × hand-written scan", rows[0]["ratio"], 1.05, aa)]
 
 
-def diffusion_rows(sampler, dim, chains, target_s, repeats):
-    moves = num_steps("diffusion", dim, chains, target_s)
-    key, x0 = jax.random.key(2), jnp.zeros((chains, dim))
-    if sampler == "annealed Langevin":
-        levels = max(2, moves // AL_STEPS)
-        moves = levels * AL_STEPS
-        args = (SCHEDULE, levels, AL_STEPS)
-        settings = rs.AnnealedLangevin(*args, step_size=AL_EPS)
-        algorithm = rs.annealed_langevin(time_score, *args, step_size=AL_EPS)
-    else:
-        settings = rs.ReverseDiffusion(SCHEDULE, moves, "sde")
-        algorithm = rs.reverse_diffusion(time_score, SCHEDULE, moves, "sde")
-    library = {
-        "rs.sample_batch": lambda: rs.sample_batch(key, time_score, settings, chains, (dim,)),
-        "rs.sample_chains": lambda: rs.sample_chains(algorithm, key, x0, 1)[0][:, 0],
+def mala_cell(steps, repeats, dim=10, chains=32):
+    """Every draw kept: ``rs.run`` (with its end-of-run checks and DataTree) against
+    ``blackjax.mala`` in a scan under ``jit``; then the convergence check alone."""
+    key, h = jax.random.key(3), 0.5 * dim ** (-1 / 3)
+    x0, mala = jax.random.normal(jax.random.key(4), (chains, dim)), rs.mala(logdensity, h)
+    reference, copy = (kernel_scan(blackjax.mala(logdensity, h), steps, True) for _ in "ab")
+    fns = {
+        "rs.run": lambda: rs.run(mala, key, x0, steps).posterior["x"].values,
+        "rs.sample_chains": lambda: np.asarray(rs.sample_chains(mala, key, x0, steps)[0]),
+        "reference": lambda: np.asarray(reference(key, x0)),
+        "copy": lambda: np.asarray(copy(key, x0)),
     }
-    reference = lambda: partial(hand_diffusion(sampler, moves, chains, dim), key)  # noqa: E731
-    return measure(sampler, dim, chains, moves, library, reference, repeats, {"rs.sample_batch"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        times = compare(fns, repeats)
+        ref = fns["reference"]()
+        same = {d: float(np.max(np.abs(fn() - ref))) for d, fn in fns.items()}
+    cell = f"MALA d={dim}, {chains} chains, {steps} steps, every draw"
+    rows, aa = ratio_rows(cell, times, same)
+    text = f"`rs.run(rs.mala(...))`, d = {dim}, {chains} chains × {steps} draws kept"
+    goals = [goal(text + " ≤ 1.05 × `blackjax.mala` in a scan", rows[0]["ratio"], 1.05, aa)]
+    sampling_s, small = times["rs.sample_chains"]["run_s"], np.zeros((4, 1000, 10))
+    small[...] = np.random.default_rng(0).standard_normal(small.shape)
+    checks = [[timed(partial(convergence_problems, d))["wall_s"] for _ in range(repeats)]
+              for d in (ref, small)]  # fmt: skip
+    for draws, seconds in zip((ref, small), checks, strict=True):
+        rows.append({"cell": f"`convergence_problems` on {draws.shape}", "run s": min(seconds)})
+    (big, small), share = checks, min(checks[0]) / sampling_s
+    text, measured = "end-of-run check ≤ 10 % of the sampling time (MALA cell)", f"{share:.1%}"
+    goals.append(goal(text, share, 0.10, [s / sampling_s for s in big], measured))
+    text = "end-of-run check of 4 × 1000 × 10 draws ≤ 0.05 s"
+    goals.append(goal(text, min(small), 0.05, small, f"{min(small):.3f} s"))
+    return rows, goals
 
 
-def logdensity(x):
-    return -0.5 * jnp.sum(x**2)
+def numpyro_cell(steps, repeats, dim=100, chains=8, h=0.1):
+    """ScoreLangevin under ``MCMC(chain_method="vectorized")`` against ``rs.run`` of the same
+    ULA kernel, every draw kept. NumPyro compiles on every ``run``: its run time is the wall
+    time less the compile seconds JAX reports."""
+    mean, starts = jnp.linspace(-1.0, 1.0, dim), jnp.zeros((chains, dim))
+
+    def model():
+        numpyro.sample("x", dist.Normal(mean, 1.0).to_event(1))
+
+    kernel = rs.numpyro.ScoreLangevin(model, step_size=h, adapt_step_size=False)
+    mcmc = MCMC(kernel, num_warmup=0, num_samples=steps, num_chains=chains,
+                chain_method="vectorized", progress_bar=False)  # fmt: skip
+
+    def with_numpyro():
+        mcmc.run(jax.random.key(0), init_params={"x": starts})
+        return mcmc.get_samples(group_by_chain=True)["x"]
+
+    def with_run(ula):
+        return rs.run(ula, jax.random.key(0), starts, steps).posterior["x"].values
+
+    fns = {"ScoreLangevin": with_numpyro}
+    for name in ("reference", "copy"):
+        fns[name] = partial(with_run, rs.ula(rs.scores.gaussian(mean, 1.0), h))
+    times = compare(fns, repeats, net_of_compile=True)
+    rows, aa = ratio_rows(f"NumPyro d={dim}, {chains} chains, {steps} steps, every draw", times)
+    rows[1]["driver"] = "`rs.run` (reference)"
+    text = "`ScoreLangevin` under `numpyro.infer.MCMC` ≤ 1.2 × `rs.run`"
+    return rows, [goal(text, rows[0]["ratio"], 1.2, aa)]
 
 
-def mala_rows(dim, chains, target_s, repeats):
-    """Both kernels through ``rs.sample_chains`` (last draw kept) and, for one chain, through
-    ``run_inference_algorithm`` inside one ``jax.jit``. Same keys, proposal and accept test:
-    draws agree up to the rounding of the MH log ratio."""
-    steps = num_steps("MALA", dim, chains, target_s)
-    key, x0 = jax.random.key(3), jax.random.normal(jax.random.key(4), (chains, dim))
-    h = 0.5 * dim ** (-1 / 3)
-
-    def in_sample_chains(algorithm):
-        return lambda: rs.sample_chains(algorithm, key, x0, steps, thin=steps)[0]
-
-    def in_run_inference_algorithm(algorithm):
-        def program(key):
-            state, _ = run_inference_algorithm(
-                key, algorithm, steps, initial_position=x0[0], transform=lambda *_: None
+def diffusion_cell(moves, repeats, dim=100, chains=256, levels_moves=5):
+    rows, goals, key, x0 = [], [], jax.random.key(2), jnp.zeros((chains, dim))
+    for name in ("annealed Langevin", "reverse SDE"):
+        if name == "annealed Langevin":
+            args = (SCHEDULE, moves // levels_moves, levels_moves)
+            settings = rs.AnnealedLangevin(*args, step_size=2e-5)
+            algorithm = rs.annealed_langevin(lambda x, t: -x, *args, step_size=2e-5)
+        else:
+            settings = rs.ReverseDiffusion(SCHEDULE, moves, "sde")
+            algorithm = rs.reverse_diffusion(lambda x, t: -x, SCHEDULE, moves, "sde")
+        fns = {"rs.sample_chains": lambda a=algorithm: rs.sample_chains(a, key, x0, 1)[0]}
+        for copy in ("reference", "copy"):  # a new score function: built and compiled again
+            fns[copy] = lambda s=settings, f=lambda x, t: -x: rs.sample_batch(
+                key, f, s, chains, (dim,)
             )
-            return state.position
+        cell = f"{name} d={dim}, {chains} chains, {moves} moves"
+        new_rows, aa = ratio_rows(cell, compare(fns, repeats))
+        new_rows[1]["driver"] = "`rs.sample_batch` (reference)"
+        rows += new_rows
+        text = f"{name} via `rs.sample_chains` ≤ 1.05 × `rs.sample_batch`"
+        goals.append(goal(text, new_rows[0]["ratio"], 1.05, aa))
+    return rows, goals
 
-        return partial(jax.jit(program), key)
 
-    drivers = {"rs.sample_chains": in_sample_chains}
-    if chains == 1:
-        drivers["run_inference_algorithm"] = in_run_inference_algorithm
-    rows = []
-    for name, driver in drivers.items():
-        library = {name: driver(rs.mala(logdensity, h))}
-        reference = partial(lambda driver: driver(blackjax.mala(logdensity, h)), driver)
-        rows += measure("MALA", dim, chains, steps, library, reference, repeats, {name})
-    return rows
+def peak_extra_mib(fn):
+    """Peak resident set during ``fn()`` less the resident set before, in MiB (VmHWM reset
+    to the current resident set by writing 5 to ``/proc/self/clear_refs``)."""
+
+    def kib(field):
+        with open("/proc/self/status") as handle:
+            return next(int(line.split()[1]) for line in handle if line.startswith(field + ":"))
+
+    gc.collect()
+    before = kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    jax.block_until_ready(fn())
+    return (kib("VmHWM") - before) / 1024
+
+
+def memory_child(dim, chains=4, draws=1000):
+    """Fresh process: ``rs.scores.gaussian`` at ``dim`` and one call, twice (the second: an
+    A/A control), then ULA ``rs.run`` with every draw kept, three calls (the first compiles)."""
+    gauss = [peak_extra_mib(lambda x=x: rs.scores.gaussian(jnp.zeros(dim), 1.0)(x))
+             for x in (jnp.ones(dim), jnp.full(dim, 2.0))]  # fmt: skip
+    ula, starts = rs.ula(score, 0.01), jnp.zeros((chains, dim))
+    run = [
+        peak_extra_mib(lambda k=k: rs.run(ula, jax.random.key(k), starts, draws)) for k in range(3)
+    ]
+    return {"draw_mib": chains * draws * dim * 4 / 2**20, "gaussian_mib": gauss, "run_mib": run}
+
+
+def memory_cell(dim):
+    command = [sys.executable, "-m", "benchmarks.overhead", "memory", str(dim)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    m = json.loads(out.strip().splitlines()[-1])
+    first, *later = (mib / m["draw_mib"] for mib in m["run_mib"])
+    column = "peak extra MiB (calls 1 / 2 / 3)"
+    cells = (f"`rs.run` ULA d={dim}, 4 chains × 1000 draws ({m['draw_mib']:.0f} MiB)",
+             f"`rs.scores.gaussian(jnp.zeros({dim}), 1.0)` + one call")  # fmt: skip
+    rows = [{"cell": cells[0], column: m["run_mib"]}, {"cell": cells[1], column: m["gaussian_mib"]}]
+    measured = f"{later[0]:.2f} × (first call, compile included: {first:.2f} ×)"
+    text = f"`rs.run` peak extra memory ≤ 1.25 × its draws (d = {dim}, 4 × 1000, second call)"
+    return rows, [
+        goal(text, later[0], 1.25, later, measured),
+        goal(f"`rs.scores.gaussian` at d = {dim} and one call: peak extra ≤ 50 MiB",
+             m["gaussian_mib"][0], 50.0, m["gaussian_mib"], f"{m['gaussian_mib'][0]:.1f} MiB"),
+    ]  # fmt: skip
 
 
 def main(quick=False):
-    dims, chains_list = ((2, 100), (1, 100)) if quick else ((2, 100, 1000), (1, 100, 1000))
-    target_s, repeats = (0.05, 2) if quick else (0.2, 5)
-    rows = []
-    for dim in dims:
-        for chains in chains_list:
-            rows += ula_rows(dim, chains, target_s, repeats)
-            for sampler in ("annealed Langevin", "reverse SDE"):
-                rows += diffusion_rows(sampler, dim, chains, target_s, repeats)
-            rows += mala_rows(dim, chains, target_s, repeats)
-    return rows
+    size, repeats = (QUICK, 2) if quick else (FULL, 5)
+    cells = [ula_cell(size["ula"], repeats), mala_cell(size["mala"], repeats),
+             numpyro_cell(size["numpyro"], 1 if quick else 3),
+             diffusion_cell(size["moves"], repeats), memory_cell(size["memory_dim"])]  # fmt: skip
+    rows, goals = [r for c in cells for r in c[0]], [g for c in cells for g in c[1]]
+    fields = {"overhead": table([r for r in rows if "ratio" in r])}
+    fields["overhead_check"] = table([r for r in rows if "ratio" not in r and "run s" in r])
+    fields["overhead_memory"] = table([r for r in rows if "run s" not in r])
+    return {"rows": rows, "goals": goals, "fields": fields}
 
 
 if __name__ == "__main__":
-    script(main, __doc__, "overhead.json")
+    if sys.argv[1:2] == ["memory"]:
+        print(json.dumps(memory_child(int(sys.argv[2]))))
+    else:
+        script(main, __doc__)

@@ -1,59 +1,89 @@
-"""Timing helper shared by the benchmark scripts.
+"""Helpers shared by the benchmark sections: timing with an A/A control, goal rows, tables.
 
 Every program runs once on its own (compile + run; JAX reports the seconds it spent tracing,
 lowering and compiling through ``jax.monitoring``), then the programs being compared run
 ``repeats`` more times interleaved (A, B, A, B, ...), so that a change in the machine's load
-hits all alike; the fastest repeat is the run time. Results are plain dicts with named fields,
-written as JSON.
+hits all alike; the fastest repeat is the run time.
 """
 
 import argparse
 import json
+import math
 import os
 import platform
 import time
 
 import jax
 
-_COMPILE_EVENTS = (
-    "/jax/core/compile/jaxpr_trace_duration",
-    "/jax/core/compile/jaxpr_to_mlir_module_duration",
-    "/jax/core/compile/backend_compile_duration",
-)
-_compile_seconds: list[float] = []
+COMPILE_EVENTS = tuple(f"/jax/core/compile/{e}_duration" for e in
+                       ("jaxpr_trace", "jaxpr_to_mlir_module", "backend_compile"))  # fmt: skip
+compile_seconds: list[float] = []
 jax.monitoring.register_event_duration_secs_listener(
-    lambda event, seconds, **kwargs: (
-        _compile_seconds.append(seconds) if event in _COMPILE_EVENTS else None
-    )
+    lambda event, seconds, **_: compile_seconds.append(seconds) if event in COMPILE_EVENTS else None
 )
 
 
 def timed(fn) -> dict:
-    """One call of ``fn``: wall and process-CPU seconds, and JAX's compile seconds within."""
-    _compile_seconds.clear()
-    start, start_cpu = time.perf_counter(), time.process_time()
+    """One call of ``fn``: wall seconds, and JAX's compile seconds within."""
+    compile_seconds.clear()
+    start = time.perf_counter()
     jax.block_until_ready(fn())
-    wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-    return {"wall_s": wall, "cpu_s": cpu, "compile_s": sum(_compile_seconds)}
+    return {"wall_s": time.perf_counter() - start, "compile_s": sum(compile_seconds)}
 
 
-def compare(fns: dict, repeats: int) -> dict:
-    """``{name: {first_s, compile_s, run_s, cpu_s}}`` for zero-argument callables: a first
-    call each, then ``repeats`` interleaved rounds (run_s, cpu_s: the fastest)."""
+def compare(fns: dict, repeats: int, net_of_compile=False) -> dict:
+    """``{name: {first_s, compile_s, rounds, run_s}}``: a first call each, then ``repeats``
+    interleaved rounds; ``run_s`` the fastest (less JAX's compile seconds when
+    ``net_of_compile``: for programs that compile on every call, like NumPyro's)."""
     first = {name: timed(fn) for name, fn in fns.items()}
     rounds = [{name: timed(fn) for name, fn in fns.items()} for _ in range(repeats)]
-    return {
-        name: {
-            "first_s": first[name]["wall_s"],
-            "compile_s": first[name]["compile_s"],
-            "run_s": min(r[name]["wall_s"] for r in rounds),
-            "cpu_s": min(r[name]["cpu_s"] for r in rounds),
-        }
-        for name in fns
-    }
+    net = (lambda r: r["wall_s"] - r["compile_s"]) if net_of_compile else (lambda r: r["wall_s"])
+    return {name: {"first_s": first[name]["wall_s"], "compile_s": first[name]["compile_s"],
+                   "rounds": (times := [net(r[name]) for r in rounds]), "run_s": min(times)}
+            for name in fns}  # fmt: skip
 
 
-def load_average() -> list[float]:
+def aa_range(times: dict, reference="reference", copy="copy") -> list[float]:
+    """The A/A ratios, round by round: the reference's copy over the reference."""
+    return [c / r for c, r in zip(times[copy]["rounds"], times[reference]["rounds"], strict=True)]
+
+
+def goal(text, value, limit, aa=(), measured=None, larger_is_better=False):
+    """A goal row: met / missed, or noisy when the A/A range ``aa`` straddles ``limit`` with
+    ``value`` inside it (this run cannot tell the excess or the margin from noise)."""
+    ok = value >= limit if larger_is_better else value <= limit
+    status = "met" if ok else "**missed**"
+    if aa and min(aa) <= limit <= max(aa) and min(aa) <= value <= max(aa):
+        status = "noisy"
+    aa_text = f"{min(aa):.3g}–{max(aa):.3g}" if aa else "–"
+    return {"goal": text, "measured": measured or f"{value:.3g}", "A/A": aa_text, "status": status}
+
+
+def fmt(value):
+    if isinstance(value, list | tuple):
+        return " / ".join(fmt(v) for v in value)
+    if value is None:
+        return "–"
+    if isinstance(value, float) and math.isfinite(value):
+        size = abs(value)
+        if size == 0 or size >= 100:
+            return f"{value:.0f}"
+        return f"{value:.3g}" if size >= 0.01 else f"{value:.2e}"
+    return str(value)
+
+
+def table(rows) -> str:
+    """Markdown table of ``rows`` (dicts with the same keys, in column order)."""
+    if not rows:
+        return "(not run)"
+    fields = list(rows[0])
+    lines = ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
+    return "\n".join(
+        lines + ["| " + " | ".join(fmt(r.get(f)) for f in fields) + " |" for r in rows]
+    )
+
+
+def load_average() -> list[float]:  # 1, 5 and 15 min
     return [round(value, 2) for value in os.getloadavg()]
 
 
@@ -68,10 +98,8 @@ def machine() -> dict:
         "cores": len(os.sched_getaffinity(0)),
         "memory_gib": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1),
         "python": platform.python_version(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "blackjax": blackjax.__version__,
-        "numpyro": numpyro.__version__,
+        "jax": f"{jax.__version__} ({jax.default_backend()})",
+        "blackjax_numpyro": f"{blackjax.__version__} / {numpyro.__version__}",
     }
 
 
@@ -81,13 +109,18 @@ def write_json(path: str, data) -> None:
         handle.write("\n")
 
 
-def script(main, doc: str, out: str) -> None:
-    """Command line of a benchmark script, ``[--quick] [--out FILE]``: results as JSON."""
+def script(main, doc: str, **options) -> None:
+    """Command line of one section, ``python -m benchmarks.NAME [--quick] [--out FILE]``, and
+    an integer option per keyword of ``options`` (its default)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller grids, a smoke test")
-    parser.add_argument("--out", default=out)
-    args = parser.parse_args()
-    write_json(args.out, main(args.quick))
+    parser.add_argument("--out", help="write the results as JSON here")
+    for name, default in options.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    args = vars(parser.parse_args())
+    out, result = args.pop("out"), main(**args)
+    if out:
+        write_json(out, result)
 
 
 def log(*args) -> None:
