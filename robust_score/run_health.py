@@ -4,9 +4,10 @@ Each problem is a warning that names it and its remedy:
 
 - :class:`ConvergenceWarning`: R̂ above ``RHAT_THRESHOLD`` or bulk ESS below
   ``MIN_BULK_ESS`` (ArviZ's rank-normalized split R̂ and bulk ESS, Vehtari et al. 2021);
-  judged only when each chain has at least ``MIN_DRAWS`` draws (as PyMC: fewer cannot tell),
-  on at most ``MAX_CHECKED_VALUES`` draws in all (an evenly spaced subset of the quantities
-  beyond that, for a bounded cost at the end of every ``rs.run``).
+  judged only when each chain has at least ``MIN_DRAWS`` draws (as PyMC: fewer cannot tell).
+  Every quantity is checked; beyond ``MAX_CHECKED_VALUES`` values the draws are thinned
+  (keeping enough that R̂'s own noise stays near ``RHAT_NOISE``), for a bounded cost at the
+  end of every ``rs.run``.
 - :class:`StepSizeWarning`: the warm-up shrank the step until a move spans less than
   ``MIN_STEP_OVER_SCALE`` of the posterior's sd along some coordinate.
 - :class:`DivergenceWarning` (``rs.DivergenceWarning``): more than
@@ -16,6 +17,7 @@ Each problem is a warning that names it and its remedy:
 :func:`robust_score.numpyro.check_run` about all three after a NumPyro run.
 """
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -28,6 +30,7 @@ __all__ = [
     "MIN_BULK_ESS",
     "MIN_DRAWS",
     "MIN_STEP_OVER_SCALE",
+    "RHAT_NOISE",
     "RHAT_THRESHOLD",
     "ConvergenceWarning",
     "DivergenceWarning",
@@ -35,6 +38,7 @@ __all__ = [
     "StepSizeWarning",
     "convergence_problems",
     "divergence_problems",
+    "rhat_and_bulk_ess",
     "step_size_problems",
     "warn_problems",
 ]
@@ -42,11 +46,16 @@ __all__ = [
 RHAT_THRESHOLD = 1.01
 MIN_BULK_ESS = 100
 MIN_DRAWS = 100
-# R̂ and ESS together cost ~1 µs per value on a 2-core CPU (64 chains x 500 draws x 784
-# pixels: 18 s; 4 x 1000 x 200: 0.9 s, 60x the sampling itself): above this many values
-# (about 0.1 s) an evenly spaced subset of the quantities is checked, so the check at the end
-# of every `rs.run` never costs more than a fraction of a second
-MAX_CHECKED_VALUES = 100_000
+# Past this many values (chains x draws x quantities) every quantity's draws are thinned
+# evenly to fit: R̂ and bulk ESS (vectorized below) cost ~0.15 µs per value on a 2-core CPU,
+# so the check stays near 5 ms, a few % of a run that long. Thinning by s leaves the bulk ESS
+# as it was wherever the autocorrelation time exceeds s, and otherwise keeps it above the
+# checked draws' count, far above MIN_BULK_ESS. It does raise R̂'s own noise: on well-mixed
+# draws its sd is about sqrt(2 / (2C - 1)) / n for C chains of n draws, so at least enough
+# draws are kept for that sd to stay at RHAT_NOISE, a tenth of the threshold's margin (535
+# draws per chain for 4 chains, 178 for 32).
+MAX_CHECKED_VALUES = 40_000
+RHAT_NOISE = 0.001
 # A divergent MALA move is a rejected one: a few cost a few moves; hard geometry shows in R̂
 # and ESS first. Measured (benchmarks/hard_geometry.py, docs/numpyro.md): MALA's moves on
 # non-centred eight schools, whose estimates are right, diverge at 0.8 % (its τ tail is
@@ -108,64 +117,163 @@ def coordinate_names(shapes: Mapping[str, tuple]) -> list[str]:
     return names
 
 
-def _flatten(draws: Mapping[str, np.ndarray]):
-    """``(chain, draw, k)`` float64 array of every scalar of ``draws`` and their names."""
-    arrays = {name: np.asarray(value) for name, value in draws.items()}
-    shapes = {name: value.shape[2:] for name, value in arrays.items()}
-    chains, num_draws = next(iter(arrays.values())).shape[:2]
-    flat = np.concatenate(
-        [value.reshape(chains, num_draws, -1).astype(np.float64) for value in arrays.values()],
-        axis=2,
+def _thinned_flat(draws: Mapping[str, np.ndarray], stride: int) -> np.ndarray:
+    """``(chain, draw, k)`` float array of every scalar of ``draws``, every ``stride``-th
+    draw only (the copy is of those: the whole run is never copied)."""
+    chains = next(iter(draws.values())).shape[0]
+    arrays = [np.asarray(value)[:, ::stride] for value in draws.values()]
+    # float32 draws stay float32 (ranks are the same; the sorts read half the bytes)
+    dtype = np.result_type(np.float32, *arrays)
+    return np.concatenate([a.reshape(chains, a.shape[1], -1) for a in arrays], 2, dtype=dtype)
+
+
+def _stride(chains: int, num_draws: int, size: int) -> int:
+    """The thinning that fits ``MAX_CHECKED_VALUES`` and keeps R̂'s noise at ``RHAT_NOISE``."""
+    steady = math.ceil(math.sqrt(2 / (2 * chains - 1)) / RHAT_NOISE)
+    kept = max(MIN_DRAWS, steady, -(-MAX_CHECKED_VALUES // (chains * size)))
+    return max(1, num_draws // kept)
+
+
+def _judged_quantities(flat: np.ndarray) -> np.ndarray:
+    """The quantities with finite draws that vary: a float64 sum is finite exactly when every
+    draw is (no boolean copy of the draws); a constant has nothing to judge."""
+    return np.isfinite(np.sum(flat, axis=(0, 1), dtype=np.float64)) & (
+        np.ptp(flat.reshape(-1, flat.shape[2]), axis=0) > 0
     )
-    return flat, coordinate_names(shapes)
+
+
+def _average_ranks(pooled: np.ndarray) -> np.ndarray:
+    """Ranks from 1 along the last axis, ties given their average rank (as
+    ``scipy.stats.rankdata(method="average")``, which is several times slower per axis)."""
+    order = np.argsort(pooled, axis=-1)
+    ordered = np.take_along_axis(pooled, order, axis=-1)
+    index = np.broadcast_to(np.arange(pooled.shape[-1]), pooled.shape)
+    starts = np.ones(pooled.shape, bool)
+    starts[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    ends = np.ones(pooled.shape, bool)
+    ends[..., :-1] = starts[..., 1:]
+    first = np.maximum.accumulate(np.where(starts, index, 0), axis=-1)
+    last = np.flip(
+        np.minimum.accumulate(np.flip(np.where(ends, index, index.shape[-1]), -1), -1), -1
+    )
+    ranks = np.empty(pooled.shape)
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=-1)
+    return ranks
+
+
+def _z_scale(x: np.ndarray) -> np.ndarray:
+    """Rank-normalized ``(k, chain, draw)`` draws: average ranks over all chains and draws of
+    each quantity, mapped by Blom's ``Φ⁻¹((r - 3/8) / (n + 1/4))`` (ArviZ's ``_z_scale``)."""
+    from scipy import special
+
+    pooled = x.reshape(x.shape[0], -1)
+    ranks = _average_ranks(pooled)
+    return special.ndtri((ranks - 0.375) / (pooled.shape[1] + 0.25)).reshape(x.shape)
+
+
+def _rhat(z: np.ndarray) -> np.ndarray:
+    """Gelman–Rubin R̂ of ``(k, chain, draw)`` draws, per quantity."""
+    num_draws = z.shape[2]
+    between = num_draws * np.var(z.mean(axis=2), axis=1, ddof=1)
+    within = np.mean(np.var(z, axis=2, ddof=1), axis=1)
+    return np.sqrt((between / within + num_draws - 1) / num_draws)
+
+
+def _ess(z: np.ndarray) -> np.ndarray:
+    """ESS of ``(k, chain, draw)`` draws per quantity: FFT autocovariances and Geyer's
+    initial monotone sequence over pairs of lags, vectorized as ArviZ's ``_ess`` loops."""
+    from scipy import fft
+
+    _, chains, n = z.shape
+    centered = z - z.mean(axis=2, keepdims=True)
+    size = fft.next_fast_len(2 * n)
+    spectrum = fft.rfft(centered, n=size, axis=2)
+    acov = fft.irfft(spectrum * np.conjugate(spectrum), n=size, axis=2)[..., :n] / n
+    mean_var = acov[..., 0].mean(axis=1) * n / (n - 1)
+    var_plus = mean_var * (n - 1) / n
+    if chains > 1:
+        var_plus = var_plus + np.var(z.mean(axis=2), axis=1, ddof=1)
+    rho = 1 - (mean_var[:, None] - acov.mean(axis=1)) / var_plus[:, None]  # (k, lag)
+    rho[:, 0] = 1.0
+    num_pairs = (n - 1) // 2  # ArviZ reads pairs of lags up to n - 2
+    pairs = rho[:, 0 : 2 * num_pairs : 2] + rho[:, 1 : 2 * num_pairs : 2]
+    # the initial positive sequence ends at the first pair that is not positive (or the last
+    # pair read); its pairs made monotone; the even lag of the ending pair adds, if positive
+    positive = pairs > 0
+    ending = np.minimum(np.argmin(positive, axis=1) + positive.all(axis=1) * n, num_pairs - 1)
+    kept = np.arange(num_pairs) < ending[:, None]
+    monotone = np.minimum.accumulate(np.where(kept, pairs, np.inf), axis=1)
+    tail = np.maximum(np.take_along_axis(rho[:, ::2], ending[:, None], axis=1)[:, 0], 0.0)
+    tau = -1 + 2 * np.sum(np.where(kept, monotone, 0.0), axis=1) + tail
+    tau = np.maximum(tau, 1 / np.log10(chains * n))
+    return np.where(np.isnan(rho).any(axis=1), np.nan, chains * n / tau)
+
+
+def rhat_and_bulk_ess(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank-normalized split R̂ (the larger of the bulk and the folded one) and bulk ESS of
+    every quantity of ``(chain, draw, k)`` draws, as ``arviz_stats.rhat`` and
+    ``arviz_stats.ess(method="bulk")`` compute them (Vehtari et al. 2021), for all quantities
+    at once (ArviZ loops over them in Python). R̂ is ``nan`` for one chain."""
+    half = draws.shape[1] // 2
+    # (k, chain, draw), each chain split in two: every reduction runs along contiguous draws
+    split = np.concatenate(
+        [draws[:, :half].transpose(2, 0, 1), draws[:, draws.shape[1] - half :].transpose(2, 0, 1)],
+        axis=1,
+    )
+    bulk = _z_scale(split)
+    ess = _ess(bulk)
+    if draws.shape[0] < 2:
+        return np.full(draws.shape[2], np.nan), ess
+    median = np.median(split.reshape(split.shape[0], -1), axis=1)
+    folded = _z_scale(np.abs(split - median[:, None, None]))
+    return np.maximum(_rhat(bulk), _rhat(folded)), ess
 
 
 def convergence_problems(
     draws, names: Sequence[str] | None = None, remedy: str = MODEL_REMEDY
 ) -> list[RunProblem]:
-    """R̂ and bulk ESS of every scalar of ``draws`` (``{name: (chain, draw, ...)}``, or a
-    ``(chain, draw, k)`` array with a name per coordinate in ``names``), by ``arviz_stats``.
-    Nothing is judged below ``MIN_DRAWS`` draws per chain; R̂ needs two chains. Non-finite
-    draws are left to the divergence checks. ``remedy``: what the warning advises
+    """R̂ and bulk ESS (:func:`rhat_and_bulk_ess`) of every scalar of ``draws``
+    (``{name: (chain, draw, ...)}``, or a ``(chain, draw, k)`` array with a name per
+    coordinate in ``names``). Nothing is judged below ``MIN_DRAWS`` draws per chain; R̂ needs
+    two chains. Past ``MAX_CHECKED_VALUES`` values every quantity's draws are thinned.
+    Non-finite draws are left to the divergence checks, constants skipped. ``remedy``: what
+    the warning advises
     (:data:`MODEL_REMEDY` for a NumPyro model, :data:`SCORE_REMEDY` for a score-driven run)."""
-    import numpyro  # isort: skip  # noqa: F401  (before ArviZ: robust_score/__init__.py)
-    import arviz_stats
-
-    if isinstance(draws, Mapping):
-        if not draws:
-            return []
-        flat, names = _flatten(draws)
-    else:
-        flat = np.asarray(draws, np.float64)
-        names = [f"coordinate {i}" for i in range(flat.shape[2])] if names is None else names
-    chains, num_draws = flat.shape[:2]
-    finite = np.all(np.isfinite(flat), axis=(0, 1))
-    if num_draws < MIN_DRAWS or not finite.any():
+    if not isinstance(draws, Mapping):
+        draws = {"": np.asarray(draws)}
+        names = [f"coordinate {i}" for i in range(draws[""].shape[2])] if names is None else names
+    elif not draws:
         return []
-    flat, names = flat[..., finite], [n for n, keep in zip(names, finite, strict=True) if keep]
-    total = len(names)
-    budget = max(1, MAX_CHECKED_VALUES // (chains * num_draws))
-    if total > budget:
-        kept = np.unique(np.linspace(0, total - 1, budget).round().astype(int))
-        flat, names = flat[..., kept], [names[i] for i in kept]
-    checked = f"{len(names)} quantities" + (f" checked of {total}" if len(names) < total else "")
+    else:
+        names = coordinate_names({name: np.shape(value)[2:] for name, value in draws.items()})
+    chains, num_draws = next(iter(draws.values())).shape[:2]
+    if num_draws < MIN_DRAWS:
+        return []
+    stride = _stride(chains, num_draws, len(names))
+    flat = _thinned_flat(draws, stride)
+    judged = _judged_quantities(flat)
+    if not judged.any():
+        return []
+    if not judged.all():
+        flat, names = flat[..., judged], [n for n, keep in zip(names, judged, strict=True) if keep]
+    rhat, ess = rhat_and_bulk_ess(flat)
+    checked = f"{len(names)} quantities" + (
+        f", one in {stride} of their {num_draws} draws per chain" if stride > 1 else ""
+    )
     problems = []
-    if chains >= 2:
-        rhat = np.asarray(arviz_stats.rhat(flat))
-        worst = int(np.nanargmax(rhat)) if np.isfinite(rhat).any() else 0
-        if not rhat[worst] <= RHAT_THRESHOLD:
-            problems.append(
-                RunProblem(
-                    "rhat",
-                    f"R̂ is {rhat[worst]:.3g} for {names[worst]} (above {RHAT_THRESHOLD} for "
-                    f"{int(np.sum(~(rhat <= RHAT_THRESHOLD)))} of {checked}): "
-                    f"the {chains} chains do not agree on one posterior yet. Run longer if "
-                    f"they are still approaching each other; if they stay apart or crawl, "
-                    f"{remedy}.",
-                    ConvergenceWarning,
-                )
+    worst = int(np.nanargmax(rhat)) if np.isfinite(rhat).any() else 0
+    if chains >= 2 and not rhat[worst] <= RHAT_THRESHOLD:
+        problems.append(
+            RunProblem(
+                "rhat",
+                f"R̂ is {rhat[worst]:.4g} for {names[worst]} (above {RHAT_THRESHOLD} for "
+                f"{int(np.sum(~(rhat <= RHAT_THRESHOLD)))} of {checked}): "
+                f"the {chains} chains do not agree on one posterior yet. Run longer if "
+                f"they are still approaching each other; if they stay apart or crawl, "
+                f"{remedy}.",
+                ConvergenceWarning,
             )
-    ess = np.asarray(arviz_stats.ess(flat, method="bulk"))
+        )
     worst = int(np.nanargmin(ess)) if np.isfinite(ess).any() else 0
     if not ess[worst] >= MIN_BULK_ESS:
         problems.append(

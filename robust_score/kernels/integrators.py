@@ -25,6 +25,7 @@ __all__ = [
     "BlockMass",
     "DenseMass",
     "all_finite",
+    "squared_norms",
     "factor_mass",
     "langevin_log_proposal",
     "langevin_step",
@@ -148,3 +149,26 @@ def all_finite(*trees):
     """
     flags = [jnp.all(jnp.isfinite(leaf)) for tree in trees for leaf in jax.tree.leaves(tree)]
     return functools.reduce(operator.and_, flags)
+
+
+def squared_norms(first, second):
+    """``(sum(first²), sum(second²))`` over every leaf of two pytrees of the same structure,
+    from one pass over both.
+
+    One variadic reduction per leaf: XLA's CPU backend fuses it into the loop that computes
+    its operands, where two ``jnp.sum`` calls become library reductions that each re-read
+    materialized operands (on the ULA loop at d = 100 x 256 chains the two sums cost 1.2-1.3x
+    the whole scan; the variadic one, nothing measurable).
+    """
+
+    def reduce_leaf(a, b):
+        return jax.lax.reduce(
+            (a * a, b * b),
+            (jnp.zeros((), a.dtype), jnp.zeros((), b.dtype)),
+            lambda x, y: (x[0] + y[0], x[1] + y[1]),
+            tuple(range(jnp.ndim(a))),
+        )
+
+    leaves = zip(jax.tree.leaves(first), jax.tree.leaves(second), strict=True)
+    sums = [reduce_leaf(a, b) for a, b in leaves]
+    return sum(a for a, _ in sums), sum(b for _, b in sums)

@@ -28,7 +28,7 @@ from robust_score._checks import (
     check_score_output,
 )
 from robust_score.kernels import mala
-from robust_score.kernels.integrators import all_finite, langevin_step, metric_from
+from robust_score.kernels.integrators import langevin_step, metric_from, squared_norms
 
 __all__ = [
     "STIFFNESS_THRESHOLD",
@@ -74,14 +74,23 @@ def move_stiffness(position, new_position, score, new_score, step_size, metric=N
     of the move, both measured in the coordinates the mass whitens. For a quadratic target it
     is ``hλ`` for the curvature ``λ`` along the move (between the smallest and the largest),
     from two scores the moves evaluate anyway."""
+    change_sq, move_sq = _whitened_squares(position, new_position, score, new_score, metric)
+    return step_size * jnp.sqrt(change_sq) / jnp.sqrt(move_sq)
+
+
+def _whitened_squares(position, new_position, score, new_score, metric):
+    """``(||Lᵀ Δs||², ||L⁻¹ Δx||²)`` of a move, from one pass over it."""
     move = jax.tree.map(jnp.subtract, new_position, position)
     change = jax.tree.map(jnp.subtract, new_score, score)
     if metric is not None:
         move = metric.scale(position, move, inv=False, trans=True)
         change = metric.scale(position, change, inv=True, trans=True)
-    change_norm = jnp.sqrt(sum(jnp.sum(c**2) for c in jax.tree.leaves(change)))
-    move_norm = jnp.sqrt(sum(jnp.sum(m**2) for m in jax.tree.leaves(move)))
-    return step_size * change_norm / move_norm
+    return squared_norms(change, move)
+
+
+def _is_stiff(change_sq, move_sq, step_size, stiffness_threshold):
+    """:func:`move_stiffness` above ``stiffness_threshold``, compared squared (no roots)."""
+    return step_size * step_size * change_sq > stiffness_threshold**2 * move_sq
 
 
 def init(
@@ -117,13 +126,17 @@ def build_kernel(stiffness_threshold: float = STIFFNESS_THRESHOLD):
         metric = metric_from(inverse_mass_matrix)
         position = langevin_step(rng_key, state.position, state.score, step_size, metric)
         score = score_fn(position)
-        # a non-finite position makes the score there non-finite too (or the next move)
-        is_finite = all_finite(position, score)
-        stiffness = move_stiffness(state.position, position, state.score, score, step_size, metric)
+        change_sq, move_sq = _whitened_squares(state.position, position, state.score, score, metric)
+        # the old state is finite, so a sum is non-finite exactly when the new position or
+        # score is (or when a move is too long to square in its dtype: divergent too); one
+        # fused pass gives the finiteness and the stiffness, where separate reductions cost
+        # up to 1.6x the loop at d = 100 (squared_norms)
+        is_finite = jnp.isfinite(change_sq) & jnp.isfinite(move_sq)
+        is_stiff = _is_stiff(change_sq, move_sq, step_size, stiffness_threshold)
         new_state = jax.tree.map(
             lambda old, new: jnp.where(is_finite, new, old), state, ULAState(position, score)
         )
-        return new_state, ULAInfo(~is_finite | (stiffness > stiffness_threshold))
+        return new_state, ULAInfo(~is_finite | is_stiff)
 
     return kernel
 
@@ -163,10 +176,11 @@ def build_shadow_kernel(
         new_state = jax.tree.map(
             lambda old, moved: jnp.where(is_refused, old, moved), state, proposal
         )
-        stiffness = move_stiffness(
-            state.position, proposal.position, state.score, proposal.score, step_size, metric
+        change_sq, move_sq = _whitened_squares(
+            state.position, proposal.position, state.score, proposal.score, metric
         )
-        is_divergent = is_refused | (stiffness > stiffness_threshold)
+        is_stiff = _is_stiff(change_sq, move_sq, step_size, stiffness_threshold)
+        is_divergent = is_refused | is_stiff
         return new_state, mala.MALAInfo(acceptance_rate, ~is_refused, is_divergent)
 
     return kernel
