@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from robust_score._checks import check_count, check_event_shape, check_flag, check_float_dtype
+from robust_score._devices import as_mesh, constrain, gather_to_host, spans_processes
 from robust_score.kernels._annealing import AnnealingPath
-from robust_score.sampling import _as_mesh, _constrain, _gather_to_host, _spans_processes
 
 __all__ = ["sample_batch"]
 
@@ -62,7 +62,7 @@ def sample_batch(
     event_shape = check_event_shape(event_shape)
     dtype = check_float_dtype(dtype)
     check_flag(gather, "gather")
-    mesh = _as_mesh(devices, num_samples, counted="`num_samples`")
+    mesh = as_mesh(devices, num_samples, counted="`num_samples`")
     try:
         hash(time_score_fn)
         algorithm = _algorithm(time_score_fn, settings)
@@ -72,8 +72,8 @@ def sample_batch(
         sampler = jax.jit(_sample_batch.__wrapped__, static_argnums=(0, 1, 2))
     state = algorithm.init(jnp.zeros(event_shape, dtype))  # checks the score's signature
     samples, info = sampler(algorithm, num_samples, mesh, rng_key, state)
-    if gather and _spans_processes(samples):
-        samples, info = jax.tree.map(jnp.asarray, _gather_to_host((samples, info)))
+    if gather and spans_processes(samples):
+        samples, info = jax.tree.map(jnp.asarray, gather_to_host((samples, info)))
     return (samples, info) if return_info else samples
 
 
@@ -86,6 +86,6 @@ def _algorithm(time_score_fn, settings):
 @partial(jax.jit, static_argnums=(0, 1, 2))
 def _sample_batch(algorithm, num_samples, mesh, rng_key, state):
     # split whole, then laid out over `mesh`: draw i's key does not depend on the mesh
-    keys = _constrain(jax.random.split(rng_key, num_samples), mesh)
+    keys = constrain(jax.random.split(rng_key, num_samples), mesh)
     new_states, info = jax.vmap(algorithm.step, in_axes=(0, None))(keys, state)
-    return _constrain((new_states.position, info), mesh)
+    return constrain((new_states.position, info), mesh)

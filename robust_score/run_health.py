@@ -56,6 +56,8 @@ MIN_DRAWS = 100
 # draws per chain for 4 chains, 178 for 32).
 MAX_CHECKED_VALUES = 40_000
 RHAT_NOISE = 0.001
+# values handled at once: the check's working memory (~60 bytes per value) stays near 6 MB
+CHUNK_VALUES = 100_000
 # A divergent MALA move is a rejected one: a few cost a few moves; hard geometry shows in R̂
 # and ESS first. Measured (benchmarks/hard_geometry.py, docs/numpyro.md): MALA's moves on
 # non-centred eight schools, whose estimates are right, diverge at 0.8 % (its τ tail is
@@ -117,14 +119,29 @@ def coordinate_names(shapes: Mapping[str, tuple]) -> list[str]:
     return names
 
 
-def _thinned_flat(draws: Mapping[str, np.ndarray], stride: int) -> np.ndarray:
-    """``(chain, draw, k)`` float array of every scalar of ``draws``, every ``stride``-th
-    draw only (the copy is of those: the whole run is never copied)."""
-    chains = next(iter(draws.values())).shape[0]
-    arrays = [np.asarray(value)[:, ::stride] for value in draws.values()]
+def _thinned_chunks(draws: Mapping[str, np.ndarray], stride: int):
+    """Every ``stride``-th draw of every scalar of ``draws``, as ``(chain, draw, j)`` float
+    arrays of consecutive quantities of about ``CHUNK_VALUES`` values each: only a chunk is
+    copied at a time, so the check's memory stays small beside the run's."""
+    views = []
+    for value in draws.values():
+        value = np.asarray(value)
+        views.append(value.reshape(*value.shape[:2], -1)[:, ::stride])
+    chains, kept = views[0].shape[:2]
+    width = max(1, CHUNK_VALUES // (chains * kept))
     # float32 draws stay float32 (ranks are the same; the sorts read half the bytes)
-    dtype = np.result_type(np.float32, *arrays)
-    return np.concatenate([a.reshape(chains, a.shape[1], -1) for a in arrays], 2, dtype=dtype)
+    dtype = np.result_type(np.float32, *views)
+    pieces, count = [], 0
+    for view in views:
+        start = 0
+        while start < view.shape[2]:
+            pieces.append(view[..., start : start + width - count])
+            start, count = start + pieces[-1].shape[2], count + pieces[-1].shape[2]
+            if count == width:
+                yield np.concatenate(pieces, axis=2, dtype=dtype)
+                pieces, count = [], 0
+    if pieces:
+        yield np.concatenate(pieces, axis=2, dtype=dtype)
 
 
 def _stride(chains: int, num_draws: int, size: int) -> int:
@@ -250,13 +267,18 @@ def convergence_problems(
     if num_draws < MIN_DRAWS:
         return []
     stride = _stride(chains, num_draws, len(names))
-    flat = _thinned_flat(draws, stride)
-    judged = _judged_quantities(flat)
+    judged, rhat, ess = [], [], []
+    for chunk in _thinned_chunks(draws, stride):
+        judged.append(_judged_quantities(chunk))
+        if judged[-1].any():
+            chunk_rhat, chunk_ess = rhat_and_bulk_ess(chunk[..., judged[-1]])
+            rhat.append(chunk_rhat)
+            ess.append(chunk_ess)
+    judged = np.concatenate(judged)
     if not judged.any():
         return []
-    if not judged.all():
-        flat, names = flat[..., judged], [n for n, keep in zip(names, judged, strict=True) if keep]
-    rhat, ess = rhat_and_bulk_ess(flat)
+    rhat, ess = np.concatenate(rhat), np.concatenate(ess)
+    names = [name for name, keep in zip(names, judged, strict=True) if keep]
     checked = f"{len(names)} quantities" + (
         f", one in {stride} of their {num_draws} draws per chain" if stride > 1 else ""
     )

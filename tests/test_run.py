@@ -214,3 +214,16 @@ def test_chains_shard_over_devices_with_the_same_draws():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "sharded ok" in result.stdout
+
+
+def test_run_checks_convergence_unless_told_not_to():
+    # chains that barely move from starts 5 apart: R̂ far above 1.01, warned about by default
+    starts = jnp.arange(4.0)[:, None] * jnp.ones((4, 2)) * 5
+    slow = rs.ula(lambda x: -1e-4 * x, 1e-3)
+    with pytest.warns(rs.run_health.ConvergenceWarning, match="R̂ is"):
+        rs.run(slow, jax.random.key(0), starts, 200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rs.run_health.ConvergenceWarning)
+        rs.run(slow, jax.random.key(0), starts, 200, check_convergence=False)
+    with pytest.raises(TypeError, match="check_convergence"):
+        rs.run(slow, jax.random.key(0), starts, 10, check_convergence="no")
