@@ -3,11 +3,8 @@
 
 Run: .venv/bin/python -m benchmarks [--quick] [--out DIR] [--sections NAME ...] [--render-only]
 
-``--quick`` shrinks every grid (a smoke test) and writes under the system's temporary
-directory unless ``--out`` is given; ``--sections`` re-runs the named sections into the saved
-``results.json``; ``--render-only`` re-writes the page from it. The load average (1 / 5 / 15
-min) is recorded before and after each section; a section whose load, less its own use of
-more than one core, exceeded ``LOAD_LIMIT`` is re-run once and the run at the lower load kept.
+``--quick``: reduced grids (a smoke test; written under the system's temporary directory
+unless ``--out`` is given); ``--sections``: re-run those into the saved ``results.json``.
 """
 
 import argparse
@@ -40,7 +37,7 @@ def commit():
 def run_section(name, quick):
     """The section's results and its record; re-run once when the machine was loaded."""
     runs = []
-    for attempt in (1, 2):
+    for attempt in (1,) if quick else (1, 2):  # a smoke test is not re-run
         before, started, cpu = load_average(), time.perf_counter(), sum(os.times()[:4])
         log(f"== {name} (load {before}, attempt {attempt})")
         result = SECTIONS[name].main(quick)

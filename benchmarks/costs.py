@@ -1,6 +1,5 @@
-"""``trap_report``'s cost, and chains sharded over forced host devices (each device count in a
-fresh process: ``XLA_FLAGS=--xla_force_host_platform_device_count=N python -m
-benchmarks.costs sharding STEPS`` prints one JSON line).
+"""``trap_report``'s cost, and chains sharded over forced host devices (a fresh process per
+device count: ``python -m benchmarks.costs sharding STEPS`` prints one JSON line).
 
 Run: .venv/bin/python -m benchmarks.costs [--quick] [--out FILE]
 """

@@ -1,10 +1,7 @@
-"""Chains over two processes (``jax.distributed``, one CPU device each, gloo collectives)
-against one process, at a fixed total of chains: ``rs.sample_chains`` with ``gather=True``
-and ``gather=False``. Each configuration runs in fresh processes (``python -m
-benchmarks.distributed child PROCESS_ID NUM_PROCESSES PORT REPEATS STEPS`` prints one JSON
-line); each call is timed after a barrier across processes and after one compiling call; over
-two processes a call's time is the slower process's. ``cores``: process-CPU seconds of the
-call, summed over processes, over its wall seconds.
+"""Chains over two processes (``jax.distributed``, one CPU device each, gloo) against one
+process at a fixed total of chains: ``rs.sample_chains`` with ``gather=True`` and ``False``.
+Fresh processes per configuration (``python -m benchmarks.distributed child ...``); each call
+after a barrier, its time the slower process's; ``cores``: CPU seconds over wall seconds.
 
 Run: .venv/bin/python -m benchmarks.distributed [--quick] [--out FILE]
 """

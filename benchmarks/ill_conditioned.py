@@ -56,8 +56,7 @@ def run(cov, dense_mass, warmup, draws, seed=0):
 
 
 def main(quick=False, warmup=1000, draws=4000):
-    if quick:
-        warmup, draws = 300, 500
+    warmup, draws = (300, 500) if quick else (warmup, draws)
     rows = []
     for layout in ("axis-aligned", "rotated"):
         cov = covariance(layout == "rotated")

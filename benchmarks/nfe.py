@@ -1,7 +1,6 @@
 """Sample quality per score evaluation (NFE) of ``rs.sample_batch`` under ``vp()`` with exact
-noised scores: sliced W2 and energy distance to exact draws for the reverse SDE, Heun's
-PF-ODE, predictor-corrector, DPM-Solver++(2M) and EDM (with and without churn), beside the
-values between two exact samples (the floor).
+noised scores: sliced W2 and energy distance to exact draws, for each method of
+``rs.ReverseDiffusion``, beside their values between two exact samples (the floor).
 
 Run: .venv/bin/python -m benchmarks.nfe [--quick] [--out FILE]
 """

@@ -1,12 +1,10 @@
-"""Overhead of the library's drivers against the loops a user would write by hand, in one run:
-ULA (``rs.run`` / ``rs.sample_chains`` / the raw kernel against a hand-written ``lax.scan``,
-same keys), MALA with every draw kept (``rs.run`` against ``blackjax.mala`` in a scan), the
-end-of-run convergence check, ``ScoreLangevin`` under NumPyro against ``rs.run``, the
-diffusion kernels through ``rs.sample_chains`` against ``rs.sample_batch``, and peak memory.
-Every timing has an A/A control: the reference built and compiled twice.
+"""Overhead of the library's drivers, in one run: ULA (``rs.run``, ``rs.sample_chains``, the
+raw kernel) and MALA with every draw kept against hand-written scans with the same keys, the
+end-of-run check alone, ``ScoreLangevin`` against ``rs.run``, ``rs.sample_chains`` against
+``rs.sample_batch`` for the diffusion kernels, and peak memory (in a fresh process:
+``python -m benchmarks.overhead memory DIM``). Each timing has an A/A control.
 
 Run: .venv/bin/python -m benchmarks.overhead [--quick] [--out FILE]
-(the memory cells alone, in a fresh process: ``python -m benchmarks.overhead memory DIM``)
 """
 
 import gc

@@ -1,7 +1,5 @@
 """Helpers shared by the benchmark sections: timing with an A/A control, goal rows, tables.
-
-Every program runs once on its own (compile + run; JAX reports the seconds it spent tracing,
-lowering and compiling through ``jax.monitoring``), then the programs being compared run
+Every program runs once on its own (compile + run), then the programs compared run
 ``repeats`` more times interleaved (A, B, A, B, ...), so that a change in the machine's load
 hits all alike; the fastest repeat is the run time.
 """
@@ -11,6 +9,7 @@ import json
 import math
 import os
 import platform
+import re
 import time
 
 import jax
@@ -72,14 +71,18 @@ def fmt(value):
     return str(value)
 
 
+def cell(text: str) -> str:  # a "|" inside a Markdown table's cell is escaped
+    return re.sub(r"(?<!\\)\|", r"\\|", text)
+
+
 def table(rows) -> str:
-    """Markdown table of ``rows`` (dicts with the same keys, in column order)."""
+    """Markdown table of ``rows`` (dicts; columns in order of first appearance)."""
     if not rows:
         return "(not run)"
-    fields = list(rows[0])
-    lines = ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["| " + " | ".join(map(cell, fields)) + " |", "|" + "---|" * len(fields)]
     return "\n".join(
-        lines + ["| " + " | ".join(fmt(r.get(f)) for f in fields) + " |" for r in rows]
+        lines + ["| " + " | ".join(cell(fmt(r.get(f))) for f in fields) + " |" for r in rows]
     )
 
 
