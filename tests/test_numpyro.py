@@ -755,3 +755,32 @@ def test_score_diffusion_runs_annealed_langevin_settings_too():
     assert np.all(np.abs(mean_z) < Z_BOUND), f"means off the path's law by {mean_z} se"
     assert np.all(np.abs(var_z) < Z_BOUND), f"variances off the path's law by {var_z} se"
     assert not bool(mcmc.get_extra_fields()["diverging"].any())
+
+
+def test_postprocessing_skipped_only_where_it_is_the_identity():
+    from robust_score.numpyro.transforms import constrains_to_itself, model_sites
+
+    def real(y=None):
+        x = numpyro.sample("x", dist.Normal(jnp.zeros(3), 1.0).to_event(1))
+        numpyro.sample("y", dist.Normal(x.sum(), 1.0), obs=y)
+
+    def positive():
+        numpyro.sample("s", dist.HalfNormal(1.0))
+
+    def with_deterministic():
+        x = numpyro.sample("x", dist.Normal(0.0, 1.0))
+        numpyro.deterministic("x2", x**2)
+
+    assert constrains_to_itself(model_sites(real, (1.0,)))
+    assert not constrains_to_itself(model_sites(positive))
+    assert not constrains_to_itself(model_sites(with_deterministic))
+    # the constrained and deterministic sites still come back constrained and recorded
+    mcmc = MCMC(rs.numpyro.ScoreLangevin(with_deterministic), num_warmup=50, num_samples=20,
+                progress_bar=False)  # fmt: skip
+    mcmc.run(jax.random.key(0))
+    samples = mcmc.get_samples()
+    np.testing.assert_allclose(samples["x2"], samples["x"] ** 2, rtol=1e-5)
+    mcmc = MCMC(rs.numpyro.ScoreLangevin(positive), num_warmup=50, num_samples=20,
+                progress_bar=False)  # fmt: skip
+    mcmc.run(jax.random.key(0))
+    assert (mcmc.get_samples()["s"] > 0).all()

@@ -18,7 +18,7 @@ from robust_score._checks import (
 )
 from robust_score.kernels import window_adaptation as windows
 from robust_score.kernels.mass import resolve_dense_mass
-from robust_score.numpyro.transforms import latent_sites
+from robust_score.numpyro.transforms import constrains_to_itself, model_sites
 
 __all__ = ["ModelSetup", "ScoreKernelBase", "mass_structure", "phase_switch", "setup_model"]
 
@@ -123,10 +123,13 @@ def setup_model(
     potential_fn_gen = postprocess_fn = None
     if model is not None:
         # before initialize_model, which would try to enumerate them out
-        sites = latent_sites(
+        sites = model_sites(
             model, model_args, model_kwargs, key_model[0] if vectorized else key_model
         )
-        check_continuous(sites, kernel_name)
+        check_continuous(
+            {n: s for n, s in sites.items() if s["type"] == "sample" and not s["is_observed"]},
+            kernel_name,
+        )
         params_info, potential_fn_gen, postprocess_fn, _ = initialize_model(
             key_model,
             model,
@@ -138,6 +141,10 @@ def setup_model(
         )
         if init_params is None:
             init_params = params_info.z
+        if constrains_to_itself(sites):
+            # NumPyro would replay the model at every kept draw (half of a cheap model's
+            # sampling time) to return the draws as they are
+            postprocess_fn = None
     elif init_params is None:
         raise ValueError("`init_params` must be given to `MCMC.run` with `potential_fn`.")
     if isinstance(init_params, ParamInfo):

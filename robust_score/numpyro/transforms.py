@@ -5,28 +5,53 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-from numpyro.distributions.transforms import biject_to
+from numpyro.distributions.transforms import IdentityTransform, IndependentTransform, biject_to
 from numpyro.handlers import seed, substitute, trace
 from numpyro.infer.initialization import init_to_uniform
 
 from robust_score._checks import check_callable, check_continuous
 
-__all__ = ["constrained_score_to_unconstrained", "latent_sites"]
+__all__ = [
+    "constrained_score_to_unconstrained",
+    "constrains_to_itself",
+    "latent_sites",
+    "model_sites",
+]
 
 
 def latent_sites(model, model_args=(), model_kwargs=None, rng_key=None):
     """``{name: site}`` of the model's latent (non-observed) sample sites, from one trace.
     Continuous sites take their values from ``init_to_uniform``, not from their
     distribution, so a site that cannot be sampled (``ImproperUniform``) is traced too."""
+    return {
+        name: site
+        for name, site in model_sites(model, model_args, model_kwargs, rng_key).items()
+        if site["type"] == "sample" and not site["is_observed"]
+    }
+
+
+def model_sites(model, model_args=(), model_kwargs=None, rng_key=None):
+    """Every site of one trace of the model, latent sites valued by ``init_to_uniform``."""
     model_kwargs = {} if model_kwargs is None else model_kwargs
     rng_key = jax.random.key(0) if rng_key is None else rng_key
     model = substitute(seed(model, rng_key), substitute_fn=init_to_uniform)
-    model_trace = trace(model).get_trace(*model_args, **model_kwargs)
-    return {
-        name: site
-        for name, site in model_trace.items()
-        if site["type"] == "sample" and not site["is_observed"]
-    }
+    return dict(trace(model).get_trace(*model_args, **model_kwargs))
+
+
+def constrains_to_itself(sites: dict) -> bool:
+    """Whether NumPyro's postprocessing of these traced sites is the identity: no
+    deterministic site, and every latent site unconstrained already (real support). Then
+    replaying the model at every kept draw to constrain it can be skipped."""
+    for site in sites.values():
+        if site["type"] == "deterministic":
+            return False
+        if site["type"] == "sample" and not site["is_observed"]:
+            transform = biject_to(site["fn"].support)
+            while isinstance(transform, IndependentTransform):
+                transform = transform.base_transform
+            if not isinstance(transform, IdentityTransform):
+                return False
+    return True
 
 
 def constrained_score_to_unconstrained(
