@@ -101,7 +101,7 @@ def main(quick=False):
             high, sd = values["sde", reference_nfe][0], floors[target]["sw2 sd"]
             for method in ("sde", "ode", "pc"):
                 low = values[method, 20][0]
-                text = f"{method}, {target}: 20 NFE within 1.5 × the {reference_nfe}-NFE SDE's"
+                text = f"{method}, {target}: sliced W2 at 20 NFE ≤ 1.5 × SDE at {reference_nfe} NFE"
                 noise = [(low - 2 * sd) / high, (low + 2 * sd) / high]
                 goals.append(goal(text, low / high, 1.5, noise))
         if target in GOAL_TARGETS:
