@@ -187,7 +187,7 @@ def test_mala_matches_nuts(name, nuts_reference):
     extra = mcmc.get_extra_fields()
     assert 0.45 < float(extra["accept_prob"].mean()) < 0.75  # dual averaging hit 0.574
     # MALA's step is unstable in eight schools' τ tail (log ratios below -1000 on 0.8 % of
-    # moves, benchmarks/hard_geometry.py): flagged, but too few to warn about; none elsewhere
+    # moves, python -m benchmarks.models): flagged, but too few to warn about; none elsewhere
     divergent = float(extra["diverging"].mean())
     assert divergent < (0.03 if name == "eight_schools" else 1e-9), divergent
     assert rs.numpyro.check_run(mcmc) == []
