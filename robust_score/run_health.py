@@ -159,10 +159,12 @@ def _judged_quantities(flat: np.ndarray) -> np.ndarray:
     )
 
 
-def _average_ranks(pooled: np.ndarray) -> np.ndarray:
-    """Ranks from 1 along the last axis, ties given their average rank (as
-    ``scipy.stats.rankdata(method="average")``, which is several times slower per axis)."""
-    order = np.argsort(pooled, axis=-1)
+def _z_scale(pooled: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Rank-normalized ``(k, n)`` draws, ``order`` sorting each row: average ranks (ties
+    share theirs, as ``scipy.stats.rankdata(method="average")``, several times slower per
+    row) mapped by Blom's ``Φ⁻¹((r - 3/8) / (n + 1/4))`` (ArviZ's ``_z_scale``)."""
+    from scipy import special
+
     ordered = np.take_along_axis(pooled, order, axis=-1)
     index = np.broadcast_to(np.arange(pooled.shape[-1]), pooled.shape)
     starts = np.ones(pooled.shape, bool)
@@ -175,17 +177,17 @@ def _average_ranks(pooled: np.ndarray) -> np.ndarray:
     )
     ranks = np.empty(pooled.shape)
     np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=-1)
-    return ranks
+    return special.ndtri((ranks - 0.375) / (pooled.shape[-1] + 0.25))
 
 
-def _z_scale(x: np.ndarray) -> np.ndarray:
-    """Rank-normalized ``(k, chain, draw)`` draws: average ranks over all chains and draws of
-    each quantity, mapped by Blom's ``Φ⁻¹((r - 3/8) / (n + 1/4))`` (ArviZ's ``_z_scale``)."""
-    from scipy import special
-
-    pooled = x.reshape(x.shape[0], -1)
-    ranks = _average_ranks(pooled)
-    return special.ndtri((ranks - 0.375) / (pooled.shape[1] + 0.25)).reshape(x.shape)
+def _folded_order(order: np.ndarray, folded: np.ndarray) -> np.ndarray:
+    """The order sorting ``|x - median|`` from the order sorting ``x``: below the middle the
+    folded values fall, above it they rise, so the two runs (the first reversed) are merged
+    by a stable sort in one pass, where a fresh sort cost 7x as much."""
+    middle = order.shape[-1] // 2
+    runs = np.concatenate([order[..., :middle][..., ::-1], order[..., middle:]], axis=-1)
+    merged = np.argsort(np.take_along_axis(folded, runs, axis=-1), axis=-1, kind="stable")
+    return np.take_along_axis(runs, merged, axis=-1)
 
 
 def _rhat(z: np.ndarray) -> np.ndarray:
@@ -237,12 +239,14 @@ def rhat_and_bulk_ess(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         [draws[:, :half].transpose(2, 0, 1), draws[:, draws.shape[1] - half :].transpose(2, 0, 1)],
         axis=1,
     )
-    bulk = _z_scale(split)
+    pooled = split.reshape(split.shape[0], -1)
+    order = np.argsort(pooled, axis=-1)
+    bulk = _z_scale(pooled, order).reshape(split.shape)
     ess = _ess(bulk)
     if draws.shape[0] < 2:
         return np.full(draws.shape[2], np.nan), ess
-    median = np.median(split.reshape(split.shape[0], -1), axis=1)
-    folded = _z_scale(np.abs(split - median[:, None, None]))
+    folded = np.abs(pooled - np.median(pooled, axis=1)[:, None])
+    folded = _z_scale(folded, _folded_order(order, folded)).reshape(split.shape)
     return np.maximum(_rhat(bulk), _rhat(folded)), ess
 
 
