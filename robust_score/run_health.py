@@ -250,6 +250,21 @@ def rhat_and_bulk_ess(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum(_rhat(bulk), _rhat(folded)), ess
 
 
+def _judged_rhat_and_ess(draws, stride):
+    """Which quantities are judged, and their R̂ and bulk ESS, a chunk at a time."""
+    judged, rhat, ess = [], [], []
+    for chunk in _thinned_chunks(draws, stride):
+        judged.append(_judged_quantities(chunk))
+        if judged[-1].any():
+            chunk_rhat, chunk_ess = rhat_and_bulk_ess(chunk[..., judged[-1]])
+            rhat.append(chunk_rhat)
+            ess.append(chunk_ess)
+    judged = np.concatenate(judged)
+    if not judged.any():
+        return judged, None, None
+    return judged, np.concatenate(rhat), np.concatenate(ess)
+
+
 def convergence_problems(
     draws, names: Sequence[str] | None = None, remedy: str = MODEL_REMEDY
 ) -> list[RunProblem]:
@@ -258,8 +273,8 @@ def convergence_problems(
     coordinate in ``names``). Nothing is judged below ``MIN_DRAWS`` draws per chain; R̂ needs
     two chains. Past ``MAX_CHECKED_VALUES`` values every quantity's draws are thinned.
     Non-finite draws are left to the divergence checks, constants skipped. ``remedy``: what
-    the warning advises
-    (:data:`MODEL_REMEDY` for a NumPyro model, :data:`SCORE_REMEDY` for a score-driven run)."""
+    the warning advises (:data:`MODEL_REMEDY` for a NumPyro model, :data:`SCORE_REMEDY` for a
+    score-driven run)."""
     if not isinstance(draws, Mapping):
         draws = {"": np.asarray(draws)}
         names = [f"coordinate {i}" for i in range(draws[""].shape[2])] if names is None else names
@@ -271,17 +286,9 @@ def convergence_problems(
     if num_draws < MIN_DRAWS:
         return []
     stride = _stride(chains, num_draws, len(names))
-    judged, rhat, ess = [], [], []
-    for chunk in _thinned_chunks(draws, stride):
-        judged.append(_judged_quantities(chunk))
-        if judged[-1].any():
-            chunk_rhat, chunk_ess = rhat_and_bulk_ess(chunk[..., judged[-1]])
-            rhat.append(chunk_rhat)
-            ess.append(chunk_ess)
-    judged = np.concatenate(judged)
+    judged, rhat, ess = _judged_rhat_and_ess(draws, stride)
     if not judged.any():
         return []
-    rhat, ess = np.concatenate(rhat), np.concatenate(ess)
     names = [name for name, keep in zip(names, judged, strict=True) if keep]
     checked = f"{len(names)} quantities" + (
         f", one in {stride} of their {num_draws} draws per chain" if stride > 1 else ""
