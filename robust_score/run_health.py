@@ -6,8 +6,8 @@ Each problem is a warning that names it and its remedy:
   ``MIN_BULK_ESS`` (ArviZ's rank-normalized split R̂ and bulk ESS, Vehtari et al. 2021);
   judged only when each chain has at least ``MIN_DRAWS`` draws (as PyMC: fewer cannot tell).
   Every quantity is checked; beyond ``MAX_CHECKED_VALUES`` values the draws are thinned
-  (keeping enough that R̂'s own noise stays near ``RHAT_NOISE``), for a bounded cost at the
-  end of every ``rs.run``.
+  (keeping enough that the largest R̂ of well-mixed draws stays within ``RHAT_NOISE`` of 1),
+  for a bounded cost at the end of every ``rs.run``.
 - :class:`StepSizeWarning`: the warm-up shrank the step until a move spans less than
   ``MIN_STEP_OVER_SCALE`` of the posterior's sd along some coordinate.
 - :class:`DivergenceWarning` (``rs.DivergenceWarning``): more than
@@ -51,11 +51,12 @@ MIN_DRAWS = 100
 # so the check stays near 5 ms, a few % of a run that long. Thinning by s leaves the bulk ESS
 # as it was wherever the autocorrelation time exceeds s, and otherwise keeps it above the
 # checked draws' count, far above MIN_BULK_ESS. It does raise R̂'s own noise: on well-mixed
-# draws its sd is about sqrt(2 / (2C - 1)) / n for C chains of n draws, so at least enough
-# draws are kept for that sd to stay at RHAT_NOISE, a tenth of the threshold's margin (535
-# draws per chain for 4 chains, 178 for 32).
+# draws its sd is about sqrt(2 / (2C - 1)) / n for C chains of n draws, and the largest of k
+# quantities' R̂ (bulk and folded) sits about sqrt(2 ln 2k) sds above 1. Enough draws are
+# kept for that largest R̂ to stay within RHAT_NOISE of 1, half the threshold's margin (262
+# draws per chain for 4 chains and 10 quantities, 476 for 10,000; 87 for 32 chains and 10).
 MAX_CHECKED_VALUES = 40_000
-RHAT_NOISE = 0.001
+RHAT_NOISE = 0.005
 # values handled at once: the check's working memory (~60 bytes per value) stays near 6 MB
 CHUNK_VALUES = 100_000
 # A divergent MALA move is a rejected one: a few cost a few moves; hard geometry shows in R̂
@@ -146,7 +147,8 @@ def _thinned_chunks(draws: Mapping[str, np.ndarray], stride: int):
 
 def _stride(chains: int, num_draws: int, size: int) -> int:
     """The thinning that fits ``MAX_CHECKED_VALUES`` and keeps R̂'s noise at ``RHAT_NOISE``."""
-    steady = math.ceil(math.sqrt(2 / (2 * chains - 1)) / RHAT_NOISE)
+    largest = math.sqrt(2 * math.log(2 * size))  # sds above 1 of the largest R̂
+    steady = math.ceil(math.sqrt(2 / (2 * chains - 1)) * largest / RHAT_NOISE)
     kept = max(MIN_DRAWS, steady, -(-MAX_CHECKED_VALUES // (chains * size)))
     return max(1, num_draws // kept)
 
