@@ -145,3 +145,23 @@ def test_train_dsm_rejects_bad_input(schedule, data, kwargs, error, name):
 def test_learn_exports_only_what_users_call():
     assert sorted(rs.learn.__all__) == ["TrainedScore", "TrainingSettings", "train_dsm"]
     assert not hasattr(rs.learn, "empirical_score")  # it lives in rs.scores
+
+
+def test_a_saved_score_loads_back_bitwise(small_run, tmp_path):
+    path = tmp_path / "score.rs"
+    small_run.save(path)
+    loaded = rs.learn.TrainedScore.load(path)
+    x = _target_draws(jax.random.key(9), 6)
+    for t in (0.01, 0.3, 1.0):
+        same = jax.vmap(small_run.time_score_fn, (0, None))(x, t)
+        assert jnp.array_equal(same, jax.vmap(loaded.time_score_fn, (0, None))(x, t))
+    assert jnp.array_equal(small_run.score_fn(x[0]), loaded.score_fn(x[0]))
+    assert np.array_equal(small_run.losses, loaded.losses)
+    assert loaded.settings == small_run.settings and loaded.schedule == small_run.schedule
+    assert (loaded.event_shape, loaded.score_time) == (small_run.event_shape, small_run.score_time)
+    # another file, or none, is refused by name
+    (tmp_path / "other.txt").write_text("not a score\n")
+    with pytest.raises(ValueError, match="not a TrainedScore"):
+        rs.learn.TrainedScore.load(tmp_path / "other.txt")
+    with pytest.raises(FileNotFoundError, match="path"):
+        rs.learn.TrainedScore.load(tmp_path / "missing.rs")

@@ -125,6 +125,20 @@ class TrainedScore:
         about ``1 / sigma(t)^2``: keep a Langevin step well below ``sigma(t)^2``)."""
         return at_time(self.time_score_fn, self.schedule, t)
 
+    def save(self, path) -> None:
+        """Write this score to the file ``path`` (a JSON header and Equinox's serialisation of
+        the arrays; nothing pickled). :meth:`load` gives back bitwise the same scores."""
+        from robust_score.learn.saving import save_score
+
+        save_score(self, path)
+
+    @classmethod
+    def load(cls, path) -> "TrainedScore":
+        """The score :meth:`save` wrote to ``path``."""
+        from robust_score.learn.saving import load_score
+
+        return load_score(path)
+
 
 def train_dsm(
     data,
