@@ -166,6 +166,15 @@ def test_positions_of_an_unsupported_dtype_are_refused_by_name(dtype, message):
         rs.run(rs.ula(STANDARD, 0.1), jax.random.key(0), jnp.zeros((2, 3), dtype), 5)
 
 
+def test_numpy_arrays_are_taken_as_jax_takes_them():
+    # NumPy's int64 is named as it is (JAX would call it int32); its float64 becomes float32
+    # with x64 off, as jnp.asarray makes it
+    with pytest.raises(TypeError, match=r"got dtype int64: pass `positions.astype"):
+        rs.run(rs.ula(STANDARD, 0.1), jax.random.key(0), np.zeros((2, 3), np.int64), 5)
+    tree = rs.run(rs.ula(STANDARD, 0.1), jax.random.key(0), np.zeros((2, 3)), 5)
+    assert tree.posterior["x"].dtype == np.float32
+
+
 def test_float32_positions_under_x64_are_refused_not_cast(x64):
     with pytest.raises(TypeError, match=r"JAX's default float is float64 \(jax_enable_x64 is on\)"):
         rs.run(rs.ula(STANDARD, 0.1), jax.random.key(0), jnp.zeros((2, 3), jnp.float32), 5)

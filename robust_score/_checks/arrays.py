@@ -148,11 +148,17 @@ def check_time_score_output(time_score_fn: Callable, position, schedule) -> None
 
 def check_position_dtype(tree, name: str = "initial_positions") -> None:
     """Every leaf of ``tree`` must have JAX's default float dtype: float32, or float64 under
-    ``jax_enable_x64``. Integers, half precision (float16, bfloat16) and the other float are
-    refused with the fix named; nothing is cast (a cast would change the user's precision
-    behind their back)."""
+    ``jax_enable_x64``. Integers, half precision (float16, bfloat16) and a JAX array of the
+    other float are refused with the fix named. A NumPy float64 array with x64 off is taken
+    as JAX takes it (``jnp.asarray`` makes it float32), so NumPy's default float works."""
     default = default_float_dtype()
     for leaf in jax.tree.leaves(tree):
+        own = getattr(leaf, "dtype", None)  # errors name the leaf's own dtype, not JAX's view
+        if own is not None and not jnp.issubdtype(own, jnp.floating):
+            raise TypeError(
+                f"`{name}` must hold floating-point arrays ({default}, JAX's default float), "
+                f"got dtype {own}: pass `positions.astype(jnp.{default})`."
+            )
         dtype = jnp.result_type(leaf)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(
