@@ -398,3 +398,17 @@ def test_a_healthy_ula_run_is_unchanged_by_the_policy():
         warnings.simplefilter("error")
         tree = rs.run(rs.ula(STANDARD, 0.1), jax.random.key(0), jnp.zeros((2, 3)), 20)
     assert not tree.sample_stats["diverging"].values.any()
+
+
+def test_a_network_written_for_batches_is_told_the_one_position_convention():
+    weights = jnp.eye(3)
+
+    def batched(xs):  # a network for (batch, 3) inputs, given as the score
+        return jax.vmap(lambda x: -(x @ weights))(xs)
+
+    told = r"(?s)one position \(shaped \(3,\)\).*net\(x\[None\]\)\[0\]"
+    with pytest.raises(TypeError, match=told):
+        rs.run(rs.ula(batched, 0.1), jax.random.key(0), jnp.zeros((4, 3)), 5)
+    # starts laid out (dim, chains): the score meets a position shaped (4,) and says so
+    with pytest.raises(TypeError, match=r"(?s)shaped \(4,\).*\(chains, \*position shape\)"):
+        rs.run(rs.ula(lambda x: -(weights @ x), 0.1), jax.random.key(0), jnp.zeros((3, 4)), 5)

@@ -109,14 +109,24 @@ def check_scalar_output(fn: Callable, position, name: str) -> None:
         raise ValueError(f"`{name}` must return a scalar, got shape {shape}.")
 
 
+_ONE_POSITION = (
+    "A score is called on one position at a time, never on a batch: the samplers vmap it over "
+    "the chains, whose positions are `initial_positions[c]` (so `initial_positions` is shaped "
+    "(chains, *position shape)). A network written for batches takes one position as "
+    "`lambda x: net(x[None])[0]`."
+)
+
+
 def check_score_output(score_fn: Callable, position, name: str = "score_fn", *extra_args) -> None:
     """``score_fn(position, *extra_args)`` must return the structure, shapes and dtypes of
     ``position`` (checked abstractly with ``jax.eval_shape``: nothing is computed)."""
     try:
         out = jax.eval_shape(score_fn, position, *extra_args)
     except Exception as err:  # surface the user's error with the argument named
+        shapes = jax.tree.map(jnp.shape, position)
         raise TypeError(
-            f"`{name}` could not be evaluated at the initial position: {type(err).__name__}: {err}"
+            f"`{name}` could not be evaluated at one position (shaped {shapes}): "
+            f"{type(err).__name__}: {err}\n{_ONE_POSITION}"
         ) from err
     expected = jax.eval_shape(lambda p: p, position)
     if jax.tree.structure(out) != jax.tree.structure(expected):
@@ -128,7 +138,7 @@ def check_score_output(score_fn: Callable, position, name: str = "score_fn", *ex
         if got.shape != want.shape:
             raise ValueError(
                 f"`{name}` must return arrays shaped like the position: expected shape "
-                f"{want.shape}, got {got.shape}."
+                f"{want.shape}, got {got.shape}.\n{_ONE_POSITION}"
             )
         if got.dtype != want.dtype:
             raise TypeError(
