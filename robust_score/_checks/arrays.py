@@ -126,7 +126,7 @@ def check_score_output(score_fn: Callable, position, name: str = "score_fn", *ex
         shapes = jax.tree.map(jnp.shape, position)
         raise TypeError(
             f"`{name}` could not be evaluated at one position (shaped {shapes}): "
-            f"{type(err).__name__}: {err}\n{_ONE_POSITION}"
+            f"{type(err).__name__}: {err} {_ONE_POSITION}"
         ) from err
     expected = jax.eval_shape(lambda p: p, position)
     if jax.tree.structure(out) != jax.tree.structure(expected):
@@ -138,7 +138,7 @@ def check_score_output(score_fn: Callable, position, name: str = "score_fn", *ex
         if got.shape != want.shape:
             raise ValueError(
                 f"`{name}` must return arrays shaped like the position: expected shape "
-                f"{want.shape}, got {got.shape}.\n{_ONE_POSITION}"
+                f"{want.shape}, got {got.shape}. {_ONE_POSITION}"
             )
         if got.dtype != want.dtype:
             raise TypeError(
