@@ -18,7 +18,7 @@ from robust_score._checks import (
 )
 from robust_score.kernels import window_adaptation as windows
 from robust_score.kernels.mass import resolve_dense_mass
-from robust_score.numpyro.transforms import constrains_to_itself, model_sites
+from robust_score.numpyro.transforms import constrains_to_itself, latent, model_sites
 
 __all__ = ["ModelSetup", "ScoreKernelBase", "mass_structure", "phase_switch", "setup_model"]
 
@@ -126,10 +126,7 @@ def setup_model(
         sites = model_sites(
             model, model_args, model_kwargs, key_model[0] if vectorized else key_model
         )
-        check_continuous(
-            {n: s for n, s in sites.items() if s["type"] == "sample" and not s["is_observed"]},
-            kernel_name,
-        )
+        check_continuous(latent(sites), kernel_name)
         params_info, potential_fn_gen, postprocess_fn, _ = initialize_model(
             key_model,
             model,

@@ -14,6 +14,7 @@ from robust_score._checks import check_callable, check_continuous
 __all__ = [
     "constrained_score_to_unconstrained",
     "constrains_to_itself",
+    "latent",
     "latent_sites",
     "model_sites",
 ]
@@ -23,9 +24,14 @@ def latent_sites(model, model_args=(), model_kwargs=None, rng_key=None):
     """``{name: site}`` of the model's latent (non-observed) sample sites, from one trace.
     Continuous sites take their values from ``init_to_uniform``, not from their
     distribution, so a site that cannot be sampled (``ImproperUniform``) is traced too."""
+    return latent(model_sites(model, model_args, model_kwargs, rng_key))
+
+
+def latent(sites: dict) -> dict:
+    """The latent (non-observed) sample sites among traced ``sites``."""
     return {
         name: site
-        for name, site in model_sites(model, model_args, model_kwargs, rng_key).items()
+        for name, site in sites.items()
         if site["type"] == "sample" and not site["is_observed"]
     }
 
@@ -42,15 +48,14 @@ def constrains_to_itself(sites: dict) -> bool:
     """Whether NumPyro's postprocessing of these traced sites is the identity: no
     deterministic site, and every latent site unconstrained already (real support). Then
     replaying the model at every kept draw to constrain it can be skipped."""
-    for site in sites.values():
-        if site["type"] == "deterministic":
+    if any(site["type"] == "deterministic" for site in sites.values()):
+        return False
+    for site in latent(sites).values():
+        transform = biject_to(site["fn"].support)
+        while isinstance(transform, IndependentTransform):
+            transform = transform.base_transform
+        if not isinstance(transform, IdentityTransform):
             return False
-        if site["type"] == "sample" and not site["is_observed"]:
-            transform = biject_to(site["fn"].support)
-            while isinstance(transform, IndependentTransform):
-                transform = transform.base_transform
-            if not isinstance(transform, IdentityTransform):
-                return False
     return True
 
 
