@@ -13,6 +13,7 @@ from robust_score.diagnostics.draws import Draws
 from robust_score.diagnostics.explain import LABELS, describe
 from robust_score.diagnostics.inputs import Inputs
 from robust_score.diagnostics.reference import SampleDetails, judge_against
+from robust_score.diagnostics.restart_groups import DRAWS_PER_RESTART
 from robust_score.diagnostics.result import ANNEALED, CheckResult
 from robust_score.diagnostics.runners import flatten_draws, run_quietly
 from robust_score.diagnostics.settings import Settings
@@ -34,6 +35,8 @@ class AnnealedDetails(NamedTuple):
 def check_annealed(draws: Draws, inputs: Inputs, settings: Settings, rng_key) -> CheckResult:
     rng_key, rng = numpy_rng(rng_key)
     run_key, compare_key, side_key = jax.random.split(rng_key, 3)
+    if inputs.reference_path is not None:
+        return _check_against_path(draws, inputs, settings, run_key, compare_key, rng)
     annealed, compared_at = _draws_and_level(
         inputs.time_score_fn,
         inputs.schedule,
@@ -62,6 +65,38 @@ def check_annealed(draws: Draws, inputs: Inputs, settings: Settings, rng_key) ->
     if inputs.holdout is None or not result.flagged or result.details.sample is None:
         return result
     return _side_with_holdout(result, draws.kept, annealed, inputs, side_key, rng, settings)
+
+
+def _check_against_path(draws: Draws, inputs: Inputs, settings: Settings, run_key, key, rng):
+    """A ``ScorePrior`` model's run against its annealed posterior (``inputs.reference_path``
+    on the posterior time score): the user's kernel, when there is one, is restarted from
+    those draws and run as long as a restart group, so that its own step bias cancels and
+    only where the chains settle is compared. Annealing puts the starts where the
+    posterior has mass, never in a trap of the score, which has none."""
+    path = inputs.reference_path
+    sampler = path.sampling_algorithm(inputs.time_score_fn)
+    label = (
+        f"annealed Langevin on the prior's time score and the likelihood "
+        f"({path.num_levels} levels x {path.steps_per_level} moves)"
+    )
+    if inputs.runner is None:
+        annealed = _one_draw_per_chain(sampler, run_key, draws, settings.annealed_draws)
+    else:
+        start_key, run_key = jax.random.split(run_key)
+        starts = _one_draw_per_chain(sampler, start_key, draws, settings.restart_chains)
+        num_steps = settings.restart_steps or max(
+            DRAWS_PER_RESTART, draws.flat.shape[1] * draws.thin
+        )
+        annealed = inputs.runner.run(run_key, starts, num_steps, draws.thin)
+        label = f"your sampler restarted from draws of {label}"
+    result = judge_against(ANNEALED, draws, annealed, key, rng, settings, label)
+    compared_at = "the data level"
+    details = AnnealedDetails(result.details, compared_at, None)
+    return dataclasses.replace(
+        result,
+        explanation=f"{result.explanation[:-1]} (compared at {compared_at}).",
+        details=details,
+    )
 
 
 def _side_with_holdout(result, user, annealed, inputs: Inputs, rng_key, rng, settings):

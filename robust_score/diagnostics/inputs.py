@@ -37,7 +37,9 @@ class Inputs:
     ``runner``: the user's sampler as a :class:`~robust_score.diagnostics.runners.Runner`
     over chains (``None`` for independent draws, or without a sampler); ``path``: the
     annealing settings (``rs.ReverseDiffusion``, ``rs.AnnealedLangevin``) that drew
-    independent draws. Data sets are ``(n, dim)`` float64 matrices in the draws' space.
+    independent draws; ``reference_path``: the settings the Langevin-vs-annealed check
+    draws with instead of the reverse SDE (a ``ScorePrior`` model's annealed posterior).
+    Data sets are ``(n, dim)`` float64 matrices in the draws' space.
     """
 
     runner: Any = None
@@ -53,6 +55,7 @@ class Inputs:
     starts: np.ndarray | None = None
     step_size: float | None = None
     sampler_at: Any = None
+    reference_path: Any = None  # annealing settings the Langevin-vs-annealed check draws with
     asked: frozenset = frozenset()  # the inputs the user passed
 
     def has(self, *names: str) -> bool:
@@ -82,6 +85,11 @@ def gather(data, **given) -> tuple[Draws, Inputs]:
             ("score_time", level.time),
         ):
             given[name] = value if given.get(name) is None else given[name]
+    reference = None
+    if given.get("time_score_fn") is None:
+        reference = _posterior_reference(sampler, data, model_args, model_kwargs)
+    if reference is not None:
+        given["time_score_fn"], given["schedule"], _ = reference
     if isinstance(score_fn, ScoreAtTime) and given.get("logdensity_fn") is None:
         given["score_fn"] = None  # it carries a time score, not a score to check against one
     for name, needed in _PAIRS:
@@ -106,7 +114,13 @@ def gather(data, **given) -> tuple[Draws, Inputs]:
         for name in ("reference", "train_data", "holdout", "starts")
     }
     _check_scalars(given, draws)
-    inputs = Inputs(runner=runner, path=path, **{**given, **matrices}, asked=asked)
+    inputs = Inputs(
+        runner=runner,
+        path=path,
+        reference_path=None if reference is None else reference[2],
+        **{**given, **matrices},
+        asked=asked,
+    )
     return draws, inputs
 
 
@@ -128,6 +142,25 @@ def _draws_and_sampler(data, sampler, model_args, model_kwargs):
         )
     runner = as_runner(data, sampler, model_args=model_args, model_kwargs=model_kwargs)
     return runner.draws, runner, None
+
+
+def _posterior_reference(sampler, data, model_args, model_kwargs):
+    """For a NumPyro run of a model whose latent sites are all ``ScorePrior`` sites: the
+    annealed posterior that the Langevin-vs-annealed check compares with, at the run's
+    model arguments unless others are given (``None`` otherwise)."""
+    mcmc = sampler if is_numpyro_mcmc(sampler) else data if is_numpyro_mcmc(data) else None
+    kernel = sampler if sampler is not None else data
+    kernel = getattr(kernel, "sampler", kernel)
+    model = getattr(kernel, "model", None)
+    if model is None or not callable(model):
+        return None
+    from robust_score.numpyro.posterior import annealed_reference
+
+    if model_args is None:
+        model_args = getattr(mcmc, "_args", ())
+    if model_kwargs is None:
+        model_kwargs = getattr(mcmc, "_kwargs", {})
+    return annealed_reference(model, tuple(model_args), dict(model_kwargs or {}))
 
 
 def _kernel_score(sampler, data):

@@ -155,13 +155,17 @@ def _blackjax_run(sampler, draws: Draws) -> Callable:
 
 
 def _startable(model, potential_fn, model_args, model_kwargs, draws: Draws) -> Callable:
-    """``flat starts (chain, dim) -> (chain,) bool``: the potential energy (of ``model``, else
-    ``potential_fn``) and its gradient are finite there, evaluated as one compiled program.
+    """``flat starts (chain, dim) -> (chain,) bool``: the potential energy (of ``model``, less
+    any ``ScorePrior`` site's unknown density, else ``potential_fn``) and its gradient are
+    finite there, evaluated as one compiled program.
     A kernel with neither gives every start a try."""
     from numpyro.infer.util import potential_energy
 
+    from robust_score.numpyro.score_prior import without_prior_densities
+
     dtype = _position_dtype(draws)
     if model is not None:
+        model = without_prior_densities(model)  # a ScorePrior site has no density to read
 
         def potential(z):
             return potential_energy(model, model_args, model_kwargs, z)

@@ -44,6 +44,7 @@ __all__ = [
     "SHORT_WARMUP",
     "ULA_STEP_FRACTION",
     "StepSizeRule",
+    "adapt_by_phase",
     "base",
     "blackjax_dual_averaging",
     "curvature_rule",
@@ -341,3 +342,33 @@ def warmup_phase(schedule, num_warmup: int, i):
     index = jnp.where(at_end[0] & at_end[1], 2, 1)
     index = jnp.where(i == num_warmup - 1, 3, index)
     return jnp.where(i >= num_warmup, 0, index)
+
+
+def adapt_by_phase(
+    core,
+    schedule,
+    num_warmup: int,
+    adapt_state,
+    position,
+    score,
+    acceptance_rate,
+    i,
+    phase,
+    reading,
+):
+    """The warm-up ``core`` (:func:`base`'s four functions) after a move to ``position``
+    with ``score``, by ``phase`` (:func:`warmup_phase`: 0 sampling, 1 warm-up, 2 a slow
+    window's end, 3 the last warm-up move); only that phase's work runs."""
+    _, update, window_end, final = core
+    is_slow = jnp.asarray(schedule)[jnp.clip(i, 0, num_warmup - 1), 0]
+
+    def warmup():
+        return update(adapt_state, position, score, acceptance_rate, is_slow)
+
+    branches = [
+        lambda: adapt_state,
+        warmup,
+        lambda: window_end(warmup(), position, reading),
+        lambda: final(warmup(), position, reading),
+    ]
+    return jax.lax.switch(phase, branches)

@@ -18,6 +18,7 @@ from robust_score._checks import (
 )
 from robust_score.kernels import window_adaptation as windows
 from robust_score.kernels.mass import resolve_dense_mass
+from robust_score.numpyro.score_prior import score_prior_sites, without_prior_densities
 from robust_score.numpyro.transforms import constrains_to_itself, latent, model_sites
 
 __all__ = ["ModelSetup", "ScoreKernelBase", "mass_structure", "phase_switch", "setup_model"]
@@ -76,6 +77,7 @@ class ScoreKernelBase(MCMCKernel):
             forward_mode_differentiation,
         )
         self._potential_fn_gen, self._postprocess_fn = setup.potential_fn_gen, setup.postprocess_fn
+        self._run_model = setup.model
         return setup
 
     def _get_potential_fn(self, model_args, model_kwargs):
@@ -87,12 +89,17 @@ class ScoreKernelBase(MCMCKernel):
 class ModelSetup:
     """The outcome of :func:`setup_model` (a plain record, not traced)."""
 
-    def __init__(self, rng_key, init_params, vectorized, potential_fn_gen, postprocess_fn):
+    def __init__(
+        self, rng_key, init_params, vectorized, potential_fn_gen, postprocess_fn, model, priors
+    ):
         self.rng_key = rng_key
         self.init_params = init_params
         self.vectorized = vectorized
         self.potential_fn_gen = potential_fn_gen
         self.postprocess_fn = postprocess_fn
+        # the model NumPyro runs: with ScorePrior sites, their densities left out
+        self.model = model
+        self.priors = priors  # {site: ScorePrior}
 
     @property
     def prototype(self):
@@ -114,19 +121,26 @@ def setup_model(
 ) -> ModelSetup:
     """Split the key(s), refuse discrete latent sites, and call NumPyro's
     ``initialize_model``. ``rng_key`` is one key, or a batch of keys under
-    ``chain_method="vectorized"`` (then everything returned carries a chain axis)."""
+    ``chain_method="vectorized"`` (then everything returned carries a chain axis). A model
+    with :class:`~robust_score.numpyro.ScorePrior` sites is set up with their densities left
+    out (:func:`~robust_score.numpyro.score_prior.without_prior_densities`): the kernel adds
+    their scores."""
     vectorized = not is_prng_key(rng_key)
     if vectorized:
         rng_key, key_model = jnp.swapaxes(jax.vmap(random.split)(rng_key), 0, 1)
     else:
         rng_key, key_model = random.split(rng_key)
     potential_fn_gen = postprocess_fn = None
+    priors = {}
     if model is not None:
         # before initialize_model, which would try to enumerate them out
         sites = model_sites(
             model, model_args, model_kwargs, key_model[0] if vectorized else key_model
         )
         check_continuous(latent(sites), kernel_name)
+        priors = score_prior_sites(sites)
+        if priors:
+            model = without_prior_densities(model)
         params_info, potential_fn_gen, postprocess_fn, _ = initialize_model(
             key_model,
             model,
@@ -149,7 +163,9 @@ def setup_model(
     if jax.tree.leaves(init_params) or model is None:
         # a model with no latent site runs on an empty position, as under NUTS
         check_finite_tree(init_params, "init_params")
-    return ModelSetup(rng_key, init_params, vectorized, potential_fn_gen, postprocess_fn)
+    return ModelSetup(
+        rng_key, init_params, vectorized, potential_fn_gen, postprocess_fn, model, priors
+    )
 
 
 def mass_structure(dense_mass, inverse_mass_matrix, z):

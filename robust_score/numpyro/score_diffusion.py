@@ -22,7 +22,10 @@ from robust_score._checks import (
     check_site_fn,
 )
 from robust_score.kernels._annealing import AnnealingPath
+from robust_score.kernels.annealed_langevin import AnnealedLangevin
 from robust_score.numpyro._common import ScoreKernelBase
+from robust_score.numpyro.posterior import DPS, AnnealedLikelihood, posterior_time_score
+from robust_score.numpyro.score_prior import check_posterior_sites, prior_scores
 
 __all__ = ["ScoreDiffusion", "ScoreDiffusionState"]
 
@@ -76,30 +79,61 @@ class ScoreDiffusion(ScoreKernelBase):
         ``potential_energy``; then ``init_params`` (a template of the position) must be given.
     :param time_score_fn: ``(z, t) -> grad log p_t(z)`` over the unconstrained sites
         (``{site: array}`` for a model) for the forward process of the settings' schedule;
-        ``t`` is a scalar array of the position's dtype.
+        ``t`` is a scalar array of the position's dtype. Leave it out for a model whose
+        latent sites are all :class:`~robust_score.numpyro.ScorePrior` sites: the posterior
+        is then sampled with their time scores and the likelihood, through ``guidance``.
+    :param guidance: how the likelihood enters at each noise level (a ``ScorePrior`` model
+        only): :class:`~robust_score.numpyro.AnnealedLikelihood` (Jalal et al. 2021; the
+        default with ``rs.AnnealedLangevin``, exact at the last level) or
+        :class:`~robust_score.numpyro.DPS` (Chung et al. 2023; the default with
+        ``rs.ReverseDiffusion``, an approximation at every level).
     :param settings: a :class:`robust_score.ReverseDiffusion` or
         :class:`robust_score.AnnealedLangevin`.
     :param init_strategy: NumPyro initialization strategy (it only fixes the sites' shapes,
         and the draw repeated if the first path diverges).
     """
 
+    _transient = ("_sample_fn", "_posterior_gen")
+
     def __init__(
         self,
         model=None,
         potential_fn=None,
         *,
-        time_score_fn: Callable,
+        time_score_fn: Callable | None = None,
         settings: AnnealingPath,
+        guidance: AnnealedLikelihood | DPS | None = None,
         init_strategy=init_to_uniform,
     ):
         check_model_or_potential(model, potential_fn)
-        check_callable(time_score_fn, "time_score_fn", "time_score_fn(z, t)")
         if not isinstance(settings, AnnealingPath):
             raise TypeError(
                 "`settings` must be a robust_score.ReverseDiffusion or "
                 f"robust_score.AnnealedLangevin, got {type(settings).__name__}."
             )
-        self._algorithm = settings.sampling_algorithm(time_score_fn)
+        self._algorithm = None  # a posterior's is built per call, from the model's arguments
+        if time_score_fn is not None:
+            check_callable(time_score_fn, "time_score_fn", "time_score_fn(z, t)")
+            if guidance is not None:
+                raise ValueError(
+                    "`guidance` guides a ScorePrior model's posterior; with `time_score_fn` "
+                    "the time score is the whole target's: drop one of them."
+                )
+            self._algorithm = settings.sampling_algorithm(time_score_fn)
+        elif model is None:
+            raise ValueError(
+                "`time_score_fn` is required with `potential_fn`: only a model's ScorePrior "
+                "sites give a time score."
+            )
+        if guidance is None:
+            guidance = AnnealedLikelihood() if isinstance(settings, AnnealedLangevin) else DPS()
+        elif not isinstance(guidance, AnnealedLikelihood | DPS):
+            raise TypeError(
+                "`guidance` must be rs.numpyro.AnnealedLikelihood() or rs.numpyro.DPS(scale), "
+                f"got {type(guidance).__name__}."
+            )
+        self._guidance = guidance
+        self._posterior_gen = None
         self._model = model
         self._potential_fn = potential_fn
         self._time_score_fn = time_score_fn
@@ -120,7 +154,11 @@ class ScoreDiffusion(ScoreKernelBase):
         prototype = setup.prototype
         dtype = jnp.result_type(*jax.tree.leaves(prototype))
         t_min = jnp.asarray(self._settings.schedule.t_min, dtype)
-        check_site_fn(self._time_score_fn, prototype, "time_score_fn", t_min)
+        if self._time_score_fn is None:
+            check_posterior_sites(setup.priors, prototype, self._settings.schedule)
+            self._posterior_gen = partial(self._posterior_time_score, setup.model)
+        time_score_fn = self._time_score(model_args, model_kwargs)
+        check_site_fn(time_score_fn, prototype, "time_score_fn", t_min)
         potential_fn = self._get_potential_fn(model_args, model_kwargs)
         init_one = partial(_init_state, potential_fn=potential_fn)
         if setup.vectorized:
@@ -133,10 +171,31 @@ class ScoreDiffusion(ScoreKernelBase):
             self._sample_fn = jax.vmap(self._sample_one, in_axes=(0, None, None))
         return state
 
+    def _time_score(self, model_args, model_kwargs):
+        if self._time_score_fn is not None:
+            return self._time_score_fn
+        return self._posterior_gen(model_args, model_kwargs)
+
+    def _posterior_time_score(self, run_model, model_args, model_kwargs):
+        """The posterior time score of a ``ScorePrior`` model at these arguments: the
+        priors' time scores and the likelihood through ``guidance``."""
+        potential_fn = self._get_potential_fn(model_args, model_kwargs)
+        return posterior_time_score(
+            lambda z: -potential_fn(z),
+            partial(prior_scores, run_model, model_args, model_kwargs or {}),
+            self._settings.schedule,
+            self._guidance,
+        )
+
     def _sample_one(self, state, model_args, model_kwargs):
         potential_fn = self._get_potential_fn(model_args, model_kwargs)
         rng_key, key_draw = random.split(state.rng_key)
-        drawn, info = self._algorithm.step(key_draw, self._algorithm.init(state.z))
+        algorithm = self._algorithm
+        if algorithm is None:
+            algorithm = self._settings.sampling_algorithm(
+                self._time_score(model_args, model_kwargs)
+            )
+        drawn, info = algorithm.step(key_draw, algorithm.init(state.z))
         potential = potential_fn(drawn.position)
         z, potential = jax.tree.map(
             lambda old, new: jnp.where(info.is_divergent, old, new),

@@ -11,12 +11,10 @@ score's curvature for ULA); the model plumbing is :func:`~numpyro.infer.util.ini
 """
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import random
-from numpyro.infer.hmc_util import HMCAdaptState
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.util import ParamInfo
 
@@ -36,6 +34,16 @@ from robust_score.kernels import mala, ula
 from robust_score.kernels import window_adaptation as windows
 from robust_score.kernels.mala import DIVERGENCE_THRESHOLD
 from robust_score.numpyro._common import ScoreKernelBase, mass_structure, phase_switch
+from robust_score.numpyro.posterior import (
+    plug_and_play_drift,
+    plug_and_play_move,
+    plug_and_play_prior,
+)
+from robust_score.numpyro.score_langevin_state import (
+    ScoreLangevinState,
+    initial_state,
+    next_state,
+)
 
 __all__ = ["ScoreLangevin", "ScoreLangevinState", "score_langevin"]
 
@@ -43,60 +51,12 @@ __all__ = ["ScoreLangevin", "ScoreLangevinState", "score_langevin"]
 MALA_TARGET_ACCEPT_PROB = 0.574
 
 
-class ScoreLangevinState(NamedTuple):
-    """State of :class:`ScoreLangevin` (one chain; every field gains a leading chain axis
-    under ``chain_method="vectorized"``).
-
-    - **i**: iteration, counted across warm-up and sampling.
-    - **z**: unconstrained values at the latent sites.
-    - **potential_energy**: ``-log p(z)`` (unnormalized, unconstrained space).
-    - **score**: the drift at ``z``: ``score_fn(z)`` if given, else ``-grad potential(z)``.
-    - **accept_prob**: MALA's acceptance probability of the last move; for ULA, whose moves
-      are all taken, what MALA's would have been (a measure of ULA's bias).
-    - **mean_accept_prob**: its running mean over the current phase (warm-up or sampling).
-    - **diverging**: the last move diverged (see :class:`ScoreLangevin`).
-    - **num_diverging**: divergences so far in the current phase.
-    - **step_size**: the step size the last move used.
-    - **adapt_state**: NumPyro's ``HMCAdaptState``, as NUTS's: ``step_size`` and
-      ``inverse_mass_matrix`` (for a model, a dict keyed by tuples of site names) of the
-      next move.
-    - **rng_key**: the chain's PRNG key.
-
-    As NUTS's state, it also answers ``num_steps`` (1: one gradient per move),
-    ``trajectory_length`` (the step) and ``z_grad`` (``grad potential``, i.e. ``-score``),
-    so ``extra_fields`` written for NUTS work.
-    """
-
-    i: jax.Array
-    z: Any
-    potential_energy: jax.Array
-    score: Any
-    accept_prob: jax.Array
-    mean_accept_prob: jax.Array
-    diverging: jax.Array
-    num_diverging: jax.Array
-    step_size: jax.Array
-    adapt_state: HMCAdaptState
-    rng_key: jax.Array
-
-    @property
-    def num_steps(self):
-        return jnp.ones_like(self.i)
-
-    @property
-    def trajectory_length(self):
-        return self.step_size
-
-    @property
-    def z_grad(self):
-        return jax.tree.map(jnp.negative, self.score)
-
-
 def score_langevin(
     potential_fn: Callable | None = None,
     potential_fn_gen: Callable | None = None,
     *,
     score_fn: Callable | None = None,
+    prior_score_gen: Callable | None = None,
     adjust: bool = False,
     forward_mode_differentiation: bool = False,
 ):
@@ -115,9 +75,14 @@ def score_langevin(
     (``(*model_args, **model_kwargs) -> potential_fn``, from ``initialize_model``). With the
     model's own score, a ULA move whose MALA log ratio is below ``-DIVERGENCE_THRESHOLD`` is
     refused; with a user's score only non-finite moves are, as the ratio then also measures
-    the score's disagreement with the model.
+    the score's disagreement with the model. ``prior_score_gen`` (``(model_args,
+    model_kwargs) -> prior score``, for a model with ``ScorePrior`` sites whose densities
+    ``potential_fn_gen`` leaves out) makes the move plug-and-play ULA on the rest of the
+    model's gradient plus the priors' scores: no density value is used.
     """
-    if adjust:
+    if prior_score_gen is not None:
+        move = plug_and_play_move()
+    elif adjust:
         move = mala.build_kernel()
     else:
         move = ula.build_shadow_kernel(DIVERGENCE_THRESHOLD if score_fn is None else jnp.inf)
@@ -134,6 +99,9 @@ def score_langevin(
 
         if score_fn is not None:
             return logdensity, score_fn
+        if prior_score_gen is not None:
+            prior_score = prior_score_gen(model_args, model_kwargs or {})
+            return logdensity, plug_and_play_drift(logdensity, prior_score)
         return logdensity, jax.jacfwd(logdensity) if forward_mode_differentiation else None
 
     def reading_at(logdensity, drift, rng_key):
@@ -202,7 +170,7 @@ def score_langevin(
             inverse_mass_matrix,
             reading=reading_at(logdensity, drift, key_reading),
         )
-        return _initial_state(rng_key, start, adapt_state)
+        return initial_state(rng_key, start, adapt_state)
 
     def sample_kernel(state, model_args=(), model_kwargs=None, phase=None):
         """One move. ``phase`` (an int index: 0 sampling, 1 warm-up, 2 a slow window's end,
@@ -219,71 +187,21 @@ def score_langevin(
             if phase is None:
                 phase = windows.warmup_phase(settings["schedule"], settings["num_warmup"], state.i)
             reading = reading_at(logdensity, drift, random.fold_in(key_move, 1))
-            adapt_state = _adapt(settings, adapt_state, new, info, state.i, phase, reading)
-        return _next_state(state, new, info, step_size, adapt_state, settings, rng_key)
+            adapt_state = windows.adapt_by_phase(
+                settings["core"],
+                settings["schedule"],
+                settings["num_warmup"],
+                adapt_state,
+                new.position,
+                new.score,
+                info.acceptance_rate,
+                state.i,
+                phase,
+                reading,
+            )
+        return next_state(state, new, info, step_size, adapt_state, settings, rng_key)
 
     return init_kernel, sample_kernel
-
-
-def _adapt(settings, adapt_state, new, info, i, phase, reading):
-    """The warm-up core after a move, by phase; only that phase's work runs."""
-    _, update, window_end, final = settings["core"]
-    is_slow = jnp.asarray(settings["schedule"])[jnp.clip(i, 0, settings["num_warmup"] - 1), 0]
-
-    def warmup():
-        return update(adapt_state, new.position, new.score, info.acceptance_rate, is_slow)
-
-    branches = [
-        lambda: adapt_state,
-        warmup,
-        lambda: window_end(warmup(), new.position, reading),
-        lambda: final(warmup(), new.position, reading),
-    ]
-    return jax.lax.switch(phase, branches)
-
-
-def _initial_state(rng_key, start, adapt_state) -> ScoreLangevinState:
-    dtype = jnp.result_type(start.logdensity)
-    zero = jnp.zeros((), dtype)
-    return ScoreLangevinState(
-        i=jnp.array(0),
-        z=start.position,
-        potential_energy=-start.logdensity,
-        score=start.score,
-        accept_prob=zero,
-        mean_accept_prob=zero,
-        diverging=jnp.array(False),
-        num_diverging=jnp.array(0),
-        step_size=jnp.asarray(adapt_state.step_size, dtype),
-        adapt_state=adapt_state._replace(step_size=jnp.asarray(adapt_state.step_size, dtype)),
-        rng_key=rng_key,
-    )
-
-
-def _next_state(state, new, info, step_size, adapt_state, settings, rng_key):
-    """The state after a move to ``new`` (a MALA state) with ``info``; the running acceptance
-    mean and divergence count restart when sampling starts."""
-    num_warmup = settings["num_warmup"]
-    itr = state.i + 1
-    n = jnp.where(state.i < num_warmup, itr, itr - num_warmup)
-    accept_prob = info.acceptance_rate
-    mean_accept_prob = state.mean_accept_prob + (accept_prob - state.mean_accept_prob) / n
-    num_diverging = jnp.where(state.i == num_warmup, 0, state.num_diverging)
-    dtype = jnp.result_type(state.step_size)
-    adapt_state = adapt_state._replace(step_size=jnp.asarray(adapt_state.step_size, dtype))
-    return ScoreLangevinState(
-        i=itr,
-        z=new.position,
-        potential_energy=-new.logdensity,
-        score=new.score,
-        accept_prob=accept_prob,
-        mean_accept_prob=mean_accept_prob,
-        diverging=info.is_divergent,
-        num_diverging=num_diverging + info.is_divergent,
-        step_size=step_size,
-        adapt_state=adapt_state,
-        rng_key=rng_key,
-    )
 
 
 class ScoreLangevin(ScoreKernelBase):
@@ -303,6 +221,14 @@ class ScoreLangevin(ScoreKernelBase):
       an O(h) bias; with a wrong score they follow the score, wherever it leads.
     - ``adjust=True`` (MALA): a Metropolis–Hastings step against the model's density makes
       the chain exact for the model whatever ``score_fn`` is; the score only steers proposals.
+
+    A model with :class:`~robust_score.numpyro.ScorePrior` sites (a learned prior) is
+    sampled by plug-and-play ULA (Laumont et al. 2022): the score is each prior site's score
+    plus the gradient of the rest of the model's log density (likelihood, other priors,
+    constrained sites through their transforms). No density value is used, in the moves or
+    in warm-up; ``adjust=True`` and ``score_fn`` are refused for such a model. A prior score
+    wrong only where the prior has no mass can still trap the chain there:
+    ``rs.diagnostics.trap_report(mcmc)`` compares it with annealed posterior draws.
 
     Warm-up (:mod:`robust_score.kernels.window_adaptation`, shared with
     ``rs.mala_adaptation`` and ``rs.ula_adaptation``): Stan's windows as NumPyro's NUTS runs
@@ -407,11 +333,13 @@ class ScoreLangevin(ScoreKernelBase):
         )
         if self._score_fn is not None:
             check_site_fn(self._score_fn, setup.prototype, "score_fn")
+        prior_score_gen = plug_and_play_prior(setup, self._adjust, self._score_fn)
         dense_mass = mass_structure(self._dense_mass, self._inverse_mass_matrix, setup.prototype)
         init_kernel, sample_kernel = score_langevin(
             self._potential_fn,
             self._potential_fn_gen,
             score_fn=self._score_fn,
+            prior_score_gen=prior_score_gen,
             adjust=self._adjust,
             forward_mode_differentiation=self._forward_mode_differentiation,
         )

@@ -17,6 +17,7 @@ __all__ = [
     "latent",
     "latent_sites",
     "model_sites",
+    "replay_unconstrained",
 ]
 
 
@@ -133,6 +134,15 @@ def constrained_score_to_unconstrained(
 def _constrain_with_log_det(replayable, model_args, model_kwargs, unconstrained):
     """The constrained values of the latent sites at ``unconstrained`` (the model replayed,
     so a support may depend on other sites), and ``log |det DT(u)|`` summed over sites."""
+    model_trace, log_det = replay_unconstrained(replayable, model_args, model_kwargs, unconstrained)
+    constrained = {name: model_trace[name]["value"] for name in unconstrained}
+    return constrained, log_det
+
+
+def replay_unconstrained(replayable, model_args, model_kwargs, unconstrained):
+    """``(trace, log |det DT(u)|)`` of the (seeded) model replayed with its latent sites at
+    the ``unconstrained`` values, each mapped through its support's transform as the model
+    reaches it."""
     log_dets = []
 
     def substitute_fn(site):
@@ -147,5 +157,4 @@ def _constrain_with_log_det(replayable, model_args, model_kwargs, unconstrained)
     model_trace = trace(substitute(replayable, substitute_fn=substitute_fn)).get_trace(
         *model_args, **model_kwargs
     )
-    constrained = {name: model_trace[name]["value"] for name in unconstrained}
-    return constrained, sum(log_dets, jnp.zeros(()))
+    return model_trace, sum(log_dets, jnp.zeros(()))

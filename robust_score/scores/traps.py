@@ -34,6 +34,15 @@ def blend_weight(distance, inner: float, outer: float):
     return jnp.clip((outer - distance) / (outer - inner), 0.0, 1.0)
 
 
+def _norm(offset):
+    """``||offset||`` with a finite derivative at zero: ``jnp.linalg.norm``'s is NaN there,
+    which made the trap's Jacobian NaN at its own center (a curvature reading of a chain
+    started there failed)."""
+    squared = jnp.sum(offset**2)
+    positive = squared > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
+
+
 def _scale(value, dim: int, default_per_sqrt_d: float):
     return default_per_sqrt_d * math.sqrt(dim) if value is None else value
 
@@ -121,7 +130,7 @@ def _center_trap_field(center, r_in, r_out, stiffness):
         if c.shape != flat.shape:
             raise ValueError(f"`center` has {c.size} entries but the position has {dim}.")
         offset = flat - scaling * c
-        weight = blend_weight(jnp.linalg.norm(offset), scaling * inner, scaling * outer)
+        weight = blend_weight(_norm(offset), scaling * inner, scaling * outer)
         return weight * (-stiffness * offset) + (1.0 - weight) * base
 
     return field
