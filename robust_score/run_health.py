@@ -324,9 +324,10 @@ def convergence_problems(
     return problems
 
 
-def divergence_problems(diverging) -> list[RunProblem]:
+def divergence_problems(diverging, what: str | None = None) -> list[RunProblem]:
     """A problem when more than ``MAX_DIVERGENT_FRACTION`` of the moves ``diverging``
-    (``(chain, draw)`` booleans, after warm-up) were flagged divergent."""
+    (``(chain, draw)`` booleans, after warm-up) were flagged divergent. ``what``: the cause
+    and remedy to name (default: a Langevin or Hamiltonian step too large)."""
     diverging = np.asarray(diverging, bool)
     if diverging.ndim == 1:
         diverging = diverging[None]
@@ -338,9 +339,13 @@ def divergence_problems(diverging) -> list[RunProblem]:
         RunProblem(
             "divergences",
             f"{count} of {size} moves after warm-up ({chains} of {diverging.shape[0]} chains) "
-            f"diverged, more than {MAX_DIVERGENT_FRACTION:.0%}: the step is too large for the "
-            "curvature where the chains went (a funnel's neck, a stiff tail), and the draws "
-            f"miss that region. Raise target_accept_prob, {MODEL_REMEDY}.",
+            f"diverged, more than {MAX_DIVERGENT_FRACTION:.0%}: "
+            + (
+                what
+                or "the step is too large for the curvature where the chains went (a funnel's "
+                "neck, a stiff tail), and the draws miss that region. Raise "
+                f"target_accept_prob, {MODEL_REMEDY}."
+            ),
             DivergenceWarning,
         )
     ]

@@ -281,3 +281,19 @@ def test_annealed_posterior_sampling_is_not_trapped():
     # annealing never enters the trap; its own error here is a shrinkage of the unobserved
     # means by about 0.5 sd (the levels freeze before the data level: docs/numpyro.md)
     assert np.all(np.abs(x.mean(axis=0)[4:] - 7.0) < 1.0)
+
+
+def test_a_run_whose_paths_diverged_is_reported_as_such():
+    """Every path hits a NaN: each is refused and flagged, the chain repeats its start, and
+    check_run names the paths, not a Langevin step, as the cause."""
+    matrix, y, _, _ = linear_problem()
+
+    def broken(x, t):
+        return jnp.where(t > 0.5, jnp.nan, -x)
+
+    settings = rs.AnnealedLangevin(SCHEDULE, num_levels=5, steps_per_level=2)
+    kernel = rs.numpyro.ScoreDiffusion(linear_model(matrix, broken), settings=settings)
+    mcmc = run(kernel, y, 0, 10, num_chains=2)
+    assert bool(np.all(np.asarray(mcmc.get_extra_fields()["diverging"])))
+    problems = rs.numpyro.check_run(mcmc, warn=False)
+    assert any("paths from noise hit a non-finite value" in p.message for p in problems)

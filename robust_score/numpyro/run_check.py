@@ -7,6 +7,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import unconstrain_fn
 
 from robust_score._checks import check_flag
+from robust_score.numpyro.score_diffusion import ScoreDiffusion
 from robust_score.numpyro.score_langevin import ScoreLangevin
 from robust_score.run_health import (
     RunProblem,
@@ -18,6 +19,14 @@ from robust_score.run_health import (
 )
 
 __all__ = ["check_run"]
+
+# a ScoreDiffusion iteration is a path from noise; one that diverged was not taken
+PATH_DIVERGED = (
+    "those paths from noise hit a non-finite value, were not taken, and repeat the previous "
+    "draw, so they are not draws. The time score (or a ScorePrior posterior's guidance) is "
+    "not finite, or too large for the steps, somewhere on the path: use more steps, a smaller "
+    "guidance scale, or check the score with rs.diagnostics.trap_report."
+)
 
 
 def check_run(mcmc, *, warn: bool = True) -> list[RunProblem]:
@@ -54,7 +63,8 @@ def check_run(mcmc, *, warn: bool = True) -> list[RunProblem]:
     problems = convergence_problems(draws, names)
     diverging = mcmc.get_extra_fields(group_by_chain=True).get("diverging")
     if diverging is not None:
-        problems += divergence_problems(diverging)
+        what = PATH_DIVERGED if isinstance(mcmc.sampler, ScoreDiffusion) else None
+        problems += divergence_problems(diverging, what)
     if isinstance(mcmc.sampler, ScoreLangevin):
         adapt_state = state.adapt_state
         problems += step_size_problems(
