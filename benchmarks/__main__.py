@@ -14,13 +14,12 @@ import subprocess
 import tempfile
 import time
 
-from . import costs, distributed, ill_conditioned, models, nfe, overhead, render
+from . import costs, distributed, ill_conditioned, models, nfe, overhead, render, score_priors
 from .timing import load_average, log, machine, write_json
 
-SECTIONS = {"overhead": overhead, "nfe": nfe, "costs": costs, "distributed": distributed,
-            "models": models, "ill_conditioned": ill_conditioned}  # fmt: skip
-LOAD_LIMIT = 1.5
-HERE = os.path.dirname(os.path.abspath(__file__))
+SECTIONS = {m.__name__.removeprefix("benchmarks."): m for m in
+            (overhead, nfe, costs, distributed, models, ill_conditioned, score_priors)}  # fmt: skip
+LOAD_LIMIT, HERE = 1.5, os.path.dirname(os.path.abspath(__file__))
 
 
 def commit():

@@ -16,37 +16,25 @@ import numpy as np
 
 import robust_score as rs
 
-from .timing import log, script, table
+from .timing import log, rotated, script, table
 
 DIM, CONDITION, CHAINS = 100, 1000.0, 4
 MASSES = {"identity": None, "diagonal": False, "dense": True}  # name: dense_mass
 
 
-def covariance(rotated, seed=0):
-    variances = np.geomspace(1.0, CONDITION, DIM)
-    if not rotated:
-        return np.diag(variances)
-    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((DIM, DIM)))
-    q *= np.sign(np.diag(r))
-    return (q * variances) @ q.T
-
-
-def run(cov, dense_mass, warmup, draws, seed=0):
+def run(cov, dense_mass, warmup, draws):
     logdensity = rs.scores.gaussian_logdensity(jnp.zeros(DIM), jnp.asarray(cov, jnp.float32))
-    adaptation = rs.mala_adaptation(
-        logdensity, adapt_mass_matrix=dense_mass is not None, dense_mass=dense_mass
-    )
-    key_warmup, key_draws = jax.random.split(jax.random.key(seed))
+    adaptation = rs.mala_adaptation(logdensity, adapt_mass_matrix=dense_mass is not None,
+                                    dense_mass=dense_mass)  # fmt: skip
+    key_warmup, key_draws = jax.random.split(jax.random.key(0))
     started = time.perf_counter()
     (state, parameters), _ = adaptation.run(key_warmup, jnp.zeros(DIM), warmup)
     starts = jnp.tile(state.position, (CHAINS, 1))
     tree = rs.run(rs.mala(logdensity, **parameters), key_draws, starts, draws)
-    row = {
-        "min ESS": float(arviz_stats.ess(tree)["x"].min()),
-        "step": float(parameters["step_size"]),
-    }
-    row["acceptance"] = float(tree.sample_stats["acceptance_rate"].mean())
-    row["wall s"] = time.perf_counter() - started
+    row = {"min ESS": float(arviz_stats.ess(tree)["x"].min()),
+           "step": float(parameters["step_size"]),
+           "acceptance": float(tree.sample_stats["acceptance_rate"].mean()),
+           "wall s": time.perf_counter() - started}  # fmt: skip
     if "inverse_mass_matrix" in parameters:
         imm = np.asarray(parameters["inverse_mass_matrix"], np.float64)
         lower = np.linalg.cholesky(np.diag(imm) if imm.ndim == 1 else imm)
@@ -57,9 +45,9 @@ def run(cov, dense_mass, warmup, draws, seed=0):
 
 def main(quick=False, warmup=1000, draws=4000):
     warmup, draws = (300, 500) if quick else (warmup, draws)
-    rows = []
+    rows, variances = [], np.geomspace(1.0, CONDITION, DIM)
     for layout in ("axis-aligned", "rotated"):
-        cov = covariance(layout == "rotated")
+        cov = rotated(variances) if layout == "rotated" else np.diag(variances)
         for mass, dense_mass in MASSES.items():
             rows.append({"target": layout, "mass": mass, **run(cov, dense_mass, warmup, draws)})
             rows[-1]["÷ identity"] = rows[-1]["min ESS"] / rows[-1 - (len(rows) - 1) % 3]["min ESS"]

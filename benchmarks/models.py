@@ -22,7 +22,7 @@ from numpyro.infer.util import unconstrain_fn
 
 import robust_score as rs
 
-from .timing import goal, log, script, table
+from .timing import goal, log, rotated, script, table
 
 CHAINS, FULL = 4, {"warmup": 1000, "draws": 2000, "reference_draws": 4000}
 QUICK = {"warmup": 200, "draws": 400, "reference_draws": 800}
@@ -79,51 +79,41 @@ def models():
     def standardise(a):
         return jnp.asarray((a - a.mean(0)) / a.std(0), jnp.float32)
 
-    schools = (
-        jnp.array([15.0, 10, 16, 11, 9, 11, 10, 18]),
-        jnp.array([28.0, 8, -3, 7, -1, 1, 18, 12]),
-    )
+    schools = (jnp.array([15.0, 10, 16, 11, 9, 11, 10, 18]),
+               jnp.array([28.0, 8, -3, 7, -1, 1, 18, 12]))  # fmt: skip
     x, y = load_breast_cancer(return_X_y=True)
     cancer = (jnp.hstack([jnp.ones((len(x), 1)), standardise(x)]), jnp.asarray(y, jnp.float32))
     diabetes = tuple(standardise(a) for a in load_diabetes(return_X_y=True))
     key_x, key_beta, key_y = jax.random.split(jax.random.key(2026), 3)  # tests' logistic data
-    x = jax.random.normal(key_x, (200, 9))
-    y = jax.random.bernoulli(
-        key_y, jax.nn.sigmoid(0.3 + x @ (0.7 * jax.random.normal(key_beta, (9,))))
-    )
-    q, r = np.linalg.qr(np.random.default_rng(0).standard_normal((100, 100)))
-    q *= np.sign(np.diag(r))  # a Haar rotation of variances log-spaced over 10^±1.5
-    cov100 = (q * np.geomspace(10**-1.5, 10**1.5, 100)) @ q.T
+    x, beta = jax.random.normal(key_x, (200, 9)), 0.7 * jax.random.normal(key_beta, (9,))
+    y = jax.random.bernoulli(key_y, jax.nn.sigmoid(0.3 + x @ beta))
+    cov100 = rotated(np.geomspace(10**-1.5, 10**1.5, 100))
     mean3 = np.array([1.0, -0.5, 0.25])
     cov3 = jnp.array([[1.0, 0.3, 0.0], [0.3, 0.5, 0.1], [0.0, 0.1, 2.0]])
     funnel_sd = np.r_[3.0, np.full(9, np.exp(9 / 4))]  # Var x_i = E e^v = e^{9/2}
     banana_sd = np.array([10.0, np.sqrt(1 + 0.03**2 * 2e4)])  # Var x1 = 1 + b² 2·10⁴
-    chol100 = jnp.asarray(np.linalg.cholesky(cov100), jnp.float32)
+    chol100, chol3 = jnp.asarray(np.linalg.cholesky(cov100), jnp.float32), jnp.linalg.cholesky(cov3)
     sd100, sd3 = np.sqrt(np.diag(cov100)), np.sqrt(np.diag(cov3))
-    return {
-        "eight_schools": (eight_schools, schools, None, ("pc", "clean")),
-        "logistic": (logistic, cancer, None, ("pc", "clean")),
-        "horseshoe": (horseshoe, diabetes, None, ("pc", "hard")),
-        "funnel": (funnel, (), (np.zeros(10), funnel_sd), ("pc", "hard")),
-        "gaussian_100": (gaussian, (jnp.zeros(100), chol100), (np.zeros(100), sd100), ("pc",)),
-        "banana": (banana, (), (np.zeros(2), banana_sd), ("pc",)),
-        "eight_schools_centred": (eight_schools, (*schools, True), None, ("hard",)),
-        "logistic_10": (logistic, (x, y.astype(jnp.float32), 2.0), None, ("clean",)),
-        "gaussian_3": (gaussian, (mean3, jnp.linalg.cholesky(cov3)), (mean3, sd3), ("clean",)),
-    }
+    return {"eight_schools": (eight_schools, schools, None, ("pc", "clean")),
+            "logistic": (logistic, cancer, None, ("pc", "clean")),
+            "horseshoe": (horseshoe, diabetes, None, ("pc", "hard")),
+            "funnel": (funnel, (), (np.zeros(10), funnel_sd), ("pc", "hard")),
+            "gaussian_100": (gaussian, (jnp.zeros(100), chol100), (np.zeros(100), sd100), ("pc",)),
+            "banana": (banana, (), (np.zeros(2), banana_sd), ("pc",)),
+            "eight_schools_centred": (eight_schools, (*schools, True), None, ("hard",)),
+            "logistic_10": (logistic, (x, y.astype(jnp.float32), 2.0), None, ("clean",)),
+            "gaussian_3": (gaussian, (mean3, chol3), (mean3, sd3), ("clean",))}  # fmt: skip
 
 
 def sample(kernel, model, model_args, key, warmup, draws, extra=()):
-    """Warm-up then sampling: (chain, draw, d) unconstrained draws, gradients per chain over
-    both phases, wall seconds, the MCMC object."""
+    """(chain, draw, d) unconstrained draws, gradients (warm-up included), wall s, the MCMC."""
     method = "sequential" if isinstance(kernel, BarkerMH) else "vectorized"  # Barker: no vmap
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=CHAINS,
                 chain_method=method, progress_bar=False)  # fmt: skip
     counted = ("num_steps",) if isinstance(kernel, NUTS) else ()
     warm_key, run_key = jax.random.split(key)
     started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(action="ignore"):
         grads = CHAINS * warmup  # one gradient a step; NUTS: its warm-up's leapfrog steps
         if counted:  # (a warm-up apart compiles once more: only where it must)
             mcmc.warmup(warm_key, *model_args, extra_fields=counted, collect_warmup=True)
@@ -222,38 +212,27 @@ def main(quick=False, ula_seeds=2):
         jobs = {n: pool.submit(one_model, names.index(n), n, quick, ula_seeds)
                 for n in sorted(names, key=lambda n: n not in first)}  # fmt: skip
         rows, hard, refs, bias = ([x for n in names for x in jobs[n].result()[i]] for i in range(4))
-    bias, size = bias[0], QUICK if quick else FULL
-    fields = {"models_rows": table(rows), "models_references": table(refs)}
-    fields.update({f"models_{key}": value for key, value in size.items()})
-    fields.update(models_hard=table(hard), models_ula=table([bias]), models_ula_seeds=ula_seeds)
-    return {"rows": rows, "hard": hard, "references": refs, "ula_bias": bias,
-            "goals": goals(rows, refs), "fields": fields}  # fmt: skip
-
-
-def goals(rows, refs):
-    """Issue 14's goals for MALA. Noise range of an ESS ratio: the ratio times NUTS's A/A, its
-    reference's ESS per gradient over the NUTS run's on the same model (two seeds)."""
+    # Issue 14's goals for MALA. Noise range of an ESS ratio: the ratio times NUTS's A/A, its
+    # reference's ESS per gradient over the NUTS run's on the same model (two seeds).
     ess = {(r["model"], r["sampler"]): r["ESS / 1k grad"] for r in rows}
     shift = {r["model"]: r["max |Δmean|/sd"] for r in rows if r["sampler"] == "MALA"}
     aa = [1.0] + [r["ESS / 1k grad"] / ess[r["model"], "NUTS"] for r in refs if r["model"] in shift]
-    out, mala = [], "`ScoreLangevin(adjust=True)`"
-    pairs = ("eight_schools", "logistic")
-    for other, limit, names in (
-        ("NUTS", 0.5, pairs),
-        ("BarkerMH", 3.0, (*pairs, "horseshoe", "funnel")),
-    ):
-        over = {m: ess[m, "MALA"] / max(ess[m, other], 1e-9) for m in names}
-        measured = "; ".join(
-            f"{m}: {o:.2f} ×, \\|Δmean\\|/sd {shift[m]:.2f}" for m, o in over.items()
-        )
-        value = (
-            min(over.values()) if max(shift[m] for m in names) <= 0.1 or other != "NUTS" else 0.0
-        )
-        text = f"{mala} ≥ {limit} × {other}'s ESS per gradient ({', '.join(names)})"
+    goals, mala, pairs = [], "`ScoreLangevin(adjust=True)`", ("eight_schools", "logistic")
+    for other, limit, cases in (("NUTS", 0.5, pairs),
+                                ("BarkerMH", 3.0, (*pairs, "horseshoe", "funnel"))):  # fmt: skip
+        over = {m: ess[m, "MALA"] / max(ess[m, other], 1e-9) for m in cases}
+        measured = "; ".join(f"{m}: {o:.2f} ×, \\|Δmean\\|/sd {shift[m]:.2f}"
+                             for m, o in over.items())  # fmt: skip
+        ok = other != "NUTS" or max(shift[m] for m in cases) <= 0.1
+        value = min(over.values()) if ok else 0.0
+        text = f"{mala} ≥ {limit} × {other}'s ESS per gradient ({', '.join(cases)})"
         text += ", max \\|Δmean\\|/sd ≤ 0.1" if other == "NUTS" else ""
-        noise = [min(over.values()) * a for a in aa]
-        out.append(goal(text, value, limit, noise, measured, True))
-    return out
+        goals.append(goal(text, value, limit, [min(over.values()) * a for a in aa], measured, True))
+    fields = {"models_rows": table(rows), "models_references": table(refs)}
+    fields.update({f"models_{key}": value for key, value in (QUICK if quick else FULL).items()})
+    fields.update(models_hard=table(hard), models_ula=table(bias), models_ula_seeds=ula_seeds)
+    return {"rows": rows, "hard": hard, "references": refs, "ula_bias": bias[0],
+            "goals": goals, "fields": fields}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -17,16 +17,14 @@ from .timing import goal, log, script, table
 
 SCHEDULE = rs.schedules.vp()
 NUM_SAMPLES, NUM_ENERGY, NUM_DIRECTIONS, FLOOR_SEEDS = 8192, 2000, 256, 5
-# method: moves within `nfe` score evaluations, the Tweedie step included (Heun, PC, EDM: two
-# evaluations per move; EDM's churn raises the noise level 10 % per step)
-MOVES = {m: (lambda n: n - 1) if m in ("sde", "dpmpp_2m") else (lambda n: (n - 1) // 2)
-         for m in ("sde", "ode", "pc", "dpmpp_2m", "edm", "edm_churn")}  # fmt: skip
-# the few-step goal is decided on GOAL_REPEATS independent (draw key, reference) pairs: one
-# pair's sliced W2 has a sampling sd the size of the gap between the methods
+METHODS = ("sde", "ode", "pc", "dpmpp_2m", "edm", "edm_churn")
 GOAL_TARGETS, GOAL_BUDGETS = ("narrow_ring", "anisotropic_16"), {"dpmpp_2m": 10, "ode": 10}
 
 
-def settings_for(method, moves):
+def settings_for(method, nfe):
+    # moves within `nfe` score evaluations, the Tweedie step included (Heun, PC, EDM: two
+    # evaluations per move; EDM's churn raises the noise level 10 % per step)
+    moves = nfe - 1 if method in ("sde", "dpmpp_2m") else (nfe - 1) // 2
     if method == "edm_churn":
         return rs.ReverseDiffusion(SCHEDULE, moves, "edm", s_churn=0.1 * moves)
     return rs.ReverseDiffusion(SCHEDULE, moves, method)
@@ -34,18 +32,15 @@ def settings_for(method, moves):
 
 def targets():
     """``{name: (weights, means, variances)}`` of the Gaussian mixtures."""
-    pair_means = np.zeros((2, 8))
-    pair_means[1] = 6.0 / math.sqrt(8)  # 0.9 N(0, 0.5 I) + 0.1 N(m, 0.3 I), ||m|| = 6
+    pair_means = np.stack([np.zeros(8), np.full(8, 6.0 / math.sqrt(8))])  # ||m|| = 6
     angles = 2 * np.pi * np.arange(8) / 8  # 8 modes on a circle of radius 4, weights 1..8 / 36
     ring_means = 4.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    anisotropic = np.tile(np.geomspace(0.1, 2.0, 16) ** 2, (3, 1))  # sds 0.1 .. 2 in d = 16
-    return {
-        "pair": (np.array([0.9, 0.1]), pair_means, np.array([0.5, 0.3])),
-        "ring": (np.arange(1, 9) / 36.0, ring_means, np.full(8, 0.2**2)),
-        "narrow_ring": (np.arange(1, 9) / 36.0, ring_means, np.full(8, 0.05**2)),
-        "anisotropic_16": (np.array([0.5, 0.3, 0.2]),
-                           3.0 * np.random.default_rng(0).standard_normal((3, 16)), anisotropic),
-    }  # fmt: skip
+    aniso = (np.array([0.5, 0.3, 0.2]), 3.0 * np.random.default_rng(0).standard_normal((3, 16)),
+             np.tile(np.geomspace(0.1, 2.0, 16) ** 2, (3, 1)))  # sds 0.1 .. 2  # fmt: skip
+    return {"pair": (np.array([0.9, 0.1]), pair_means, np.array([0.5, 0.3])),
+            "ring": (np.arange(1, 9) / 36.0, ring_means, np.full(8, 0.2**2)),
+            "narrow_ring": (np.arange(1, 9) / 36.0, ring_means, np.full(8, 0.05**2)),
+            "anisotropic_16": aniso}  # fmt: skip
 
 
 def exact_draws(mixture, seed):
@@ -63,19 +58,17 @@ def metrics(x, y, theta, seed):
     if not np.all(np.isfinite(x)):
         return math.inf, math.inf
     px, py = (np.sort(np.asarray(a, np.float64) @ theta.T, axis=0) for a in (x, y))
-    energy, _, _ = rs.diagnostics.energy_test(
-        x[:NUM_ENERGY], y[:NUM_ENERGY], rng_key=jax.random.key(seed), num_permutations=10
-    )
+    test = {"rng_key": jax.random.key(seed), "num_permutations": 10}
+    energy = rs.diagnostics.energy_test(x[:NUM_ENERGY], y[:NUM_ENERGY], **test)[0]
     return float(np.sqrt(np.mean((px - py) ** 2))), float(energy)
 
 
 def main(quick=False):
     budgets, reference_nfe, repeats = ((10, 20), 200, 2) if quick else ((10, 20, 50), 1000, 6)
-    grid = [(m, b) for m in MOVES for b in budgets] + [("sde", reference_nfe)]
-    sw2_rows, energy_rows, floors, goals, extra = {}, {}, {}, [], []
+    grid = [(m, b) for m in METHODS for b in budgets] + [("sde", reference_nfe)]
+    sw2_rows, energy_rows, floors, goals, few = {}, {}, {}, [], []  # few: few-step goal rows
     for target, mixture in targets().items():
-        dim = mixture[1].shape[1]
-        score = rs.scores.gaussian_mixture(*mixture, schedule=SCHEDULE)
+        dim, score = mixture[1].shape[1], rs.scores.gaussian_mixture(*mixture, schedule=SCHEDULE)
         theta = np.random.default_rng(0).standard_normal((NUM_DIRECTIONS, dim))
         theta /= np.linalg.norm(theta, axis=1, keepdims=True)
         pairs = np.array([metrics(exact_draws(mixture, 1000 + 2 * s),
@@ -86,12 +79,10 @@ def main(quick=False):
                           "energy sd": pairs[:, 1].std()}  # fmt: skip
         reference, values = exact_draws(mixture, 7), {}
         for method, budget in grid:
-            settings = settings_for(method, MOVES[method](budget))
-            key = jax.random.key(budget)
+            settings, key = settings_for(method, budget), jax.random.key(budget)
             started = time.perf_counter()  # compile included: one call per setting
             x = jax.block_until_ready(rs.sample_batch(key, score, settings, NUM_SAMPLES, (dim,)))
-            seconds = time.perf_counter() - started
-            nfe = settings.num_score_evals
+            seconds, nfe = time.perf_counter() - started, settings.num_score_evals
             values[method, budget] = sw2, energy = metrics(x, reference, theta, budget)
             row = sw2_rows.setdefault((method, nfe), {"method": method, "NFE": nfe})
             row.update({target: sw2, f"{target} s": seconds})
@@ -102,27 +93,22 @@ def main(quick=False):
             for method in ("sde", "ode", "pc"):
                 low = values[method, 20][0]
                 text = f"{method}, {target}: sliced W2 at 20 NFE ≤ 1.5 × SDE at {reference_nfe} NFE"
-                noise = [(low - 2 * sd) / high, (low + 2 * sd) / high]
-                goals.append(goal(text, low / high, 1.5, noise))
+                goals.append(goal(text, low / high, 1.5, [(low + k * sd) / high for k in (-2, 2)]))
         if target in GOAL_TARGETS:
-            goals.append(
-                few_step_goal(target, mixture, score, theta, repeats, reference_nfe, extra)
-            )
+            goals.append(few_step_goal(target, mixture, score, theta, repeats, reference_nfe, few))
     sw2, energy = list(sw2_rows.values()), list(energy_rows.values())
     fields = {"nfe_floors": table(list(floors.values())), "nfe_sw2": table(sw2)}
-    fields.update(nfe_energy=table(energy), nfe_repeated=table(extra))
+    fields.update(nfe_energy=table(energy), nfe_repeated=table(few))
     return {"floors": floors, "sw2": sw2, "energy": energy, "goals": goals, "fields": fields}
 
 
 def few_step_goal(target, mixture, score, theta, repeats, reference_nfe, rows):
-    """DPM-Solver++(2M) at <= 10 NFE within 1.2 x the reference SDE's sliced W2 and below
-    Heun's at <= 10, on the means over ``repeats`` fresh (draw key, reference) pairs."""
+    """The few-step goal, on the means over ``repeats`` fresh (draw key, reference) pairs: one
+    pair's sliced W2 has a sampling sd the size of the gap between the methods."""
     dim, budgets = mixture[1].shape[1], {**GOAL_BUDGETS, "sde": reference_nfe}
-    references = [exact_draws(mixture, 7 + 100 * r) for r in range(repeats)]
-    stats = {}
+    references, stats = [exact_draws(mixture, 7 + 100 * r) for r in range(repeats)], {}
     for method, budget in [*budgets.items(), ("exact", 0)]:
-        settings = None if method == "exact" else settings_for(method, MOVES[method](budget))
-        values = []
+        settings, values = None if method == "exact" else settings_for(method, budget), []
         for r, reference in enumerate(references):
             draws = exact_draws(mixture, 5000 + r) if settings is None else rs.sample_batch(
                 jax.random.key(10 + r), score, settings, NUM_SAMPLES, (dim,))  # fmt: skip
@@ -131,8 +117,7 @@ def few_step_goal(target, mixture, score, theta, repeats, reference_nfe, rows):
         nfe = settings.num_score_evals if settings else 0
         rows.append({"target": target, "method": method, "NFE": nfe, "sw2 mean": mean, "se": se})
     (few, few_se), (sde, sde_se) = stats["dpmpp_2m"], stats["sde"]
-    ratio = few / sde
-    ratio_se = ratio * math.hypot(few_se / few, sde_se / sde)
+    ratio_se = (ratio := few / sde) * math.hypot(few_se / few, sde_se / sde)
     ok = ratio if few < stats["ode"][0] else math.inf
     text = (f"dpmpp_2m, {target}: 10 NFE within 1.2 × the {reference_nfe}-NFE SDE's sliced W2 "
             f"and below Heun's at 9 (means of {repeats} pairs)")  # fmt: skip

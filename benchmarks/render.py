@@ -17,8 +17,7 @@ TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "template.md
 def write(results_path, page_path):
     with open(results_path) as handle:
         results = json.load(handle)
-    fields = {f"machine_{key}": value for key, value in results["machine"].items()}
-    goals = []
+    fields, goals = {f"machine_{key}": value for key, value in results["machine"].items()}, []
     for name, record in results["sections"].items():
         fields.update(results[name]["fields"])
         mark = " (loaded: see Sections)" if record["loaded"] else ""
