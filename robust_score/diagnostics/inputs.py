@@ -85,11 +85,6 @@ def gather(data, **given) -> tuple[Draws, Inputs]:
             ("score_time", level.time),
         ):
             given[name] = value if given.get(name) is None else given[name]
-    reference = None
-    if given.get("time_score_fn") is None:
-        reference = _posterior_reference(sampler, data, model_args, model_kwargs)
-    if reference is not None:
-        given["time_score_fn"], given["schedule"], _ = reference
     if isinstance(score_fn, ScoreAtTime) and given.get("logdensity_fn") is None:
         given["score_fn"] = None  # it carries a time score, not a score to check against one
     for name, needed in _PAIRS:
@@ -109,6 +104,12 @@ def gather(data, **given) -> tuple[Draws, Inputs]:
     draws, runner, path = _draws_and_sampler(data, sampler, model_args, model_kwargs)
     if sampler is not None or is_numpyro_mcmc(data):
         asked |= {"sampler"}
+    reference = None  # after the runner, whose errors name missing model arguments
+    if given.get("time_score_fn") is None and runner is not None and runner.kind == "numpyro":
+        reference = _posterior_reference(sampler, data, model_args, model_kwargs)
+    if reference is not None:
+        given["time_score_fn"], given["schedule"], _ = reference
+        asked |= {"time_score_fn", "schedule"}
     matrices = {
         name: _matrix(given.get(name), name, draws.dim)
         for name in ("reference", "train_data", "holdout", "starts")
