@@ -104,9 +104,11 @@ def gather(data, **given) -> tuple[Draws, Inputs]:
     draws, runner, path = _draws_and_sampler(data, sampler, model_args, model_kwargs)
     if sampler is not None or is_numpyro_mcmc(data):
         asked |= {"sampler"}
-    reference = None  # after the runner, whose errors name missing model arguments
-    if given.get("time_score_fn") is None and runner is not None and runner.kind == "numpyro":
-        reference = _posterior_reference(sampler, data, model_args, model_kwargs)
+    reference = None  # a ScorePrior model's annealed posterior, at the runner's arguments
+    if given.get("time_score_fn") is None and runner is not None and runner.model is not None:
+        from robust_score.numpyro.posterior import annealed_reference
+
+        reference = annealed_reference(runner.model, runner.model_args, runner.model_kwargs)
     if reference is not None:
         given["time_score_fn"], given["schedule"], _ = reference
         asked |= {"time_score_fn", "schedule"}
@@ -143,25 +145,6 @@ def _draws_and_sampler(data, sampler, model_args, model_kwargs):
         )
     runner = as_runner(data, sampler, model_args=model_args, model_kwargs=model_kwargs)
     return runner.draws, runner, None
-
-
-def _posterior_reference(sampler, data, model_args, model_kwargs):
-    """For a NumPyro run of a model whose latent sites are all ``ScorePrior`` sites: the
-    annealed posterior that the Langevin-vs-annealed check compares with, at the run's
-    model arguments unless others are given (``None`` otherwise)."""
-    mcmc = sampler if is_numpyro_mcmc(sampler) else data if is_numpyro_mcmc(data) else None
-    kernel = sampler if sampler is not None else data
-    kernel = getattr(kernel, "sampler", kernel)
-    model = getattr(kernel, "model", None)
-    if model is None or not callable(model):
-        return None
-    from robust_score.numpyro.posterior import annealed_reference
-
-    if model_args is None:
-        model_args = getattr(mcmc, "_args", ())
-    if model_kwargs is None:
-        model_kwargs = getattr(mcmc, "_kwargs", {})
-    return annealed_reference(model, tuple(model_args), dict(model_kwargs or {}))
 
 
 def _kernel_score(sampler, data):

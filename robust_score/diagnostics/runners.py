@@ -72,6 +72,9 @@ class Runner(NamedTuple):
     kind: str  # "blackjax" or "numpyro"
     num_warmup: int | None  # NumPyro: warm-up steps before each run (None: num_steps)
     startable: Callable | None = None  # flat starts -> where log density and gradient are finite
+    model: Callable | None = None  # NumPyro: the kernel's model and the arguments it runs with
+    model_args: tuple = ()
+    model_kwargs: dict | None = None
 
     def pull_in(self, flat_starts, center) -> tuple[np.ndarray, int]:
         """``(starts, how many moved)``: each start where the model's log density or its
@@ -137,7 +140,9 @@ def as_runner(data, sampler=None, *, model_args=None, model_kwargs=None, num_war
         model, getattr(kernel, "_potential_fn", None), model_args, model_kwargs, draws
     )
     run = _numpyro_run(kernel, model_args, model_kwargs, num_warmup, draws, startable)
-    return Runner(tree, draws, run, "numpyro", num_warmup, startable)
+    return Runner(
+        tree, draws, run, "numpyro", num_warmup, startable, model, model_args, model_kwargs
+    )
 
 
 def _position_dtype(draws: Draws):

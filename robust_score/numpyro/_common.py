@@ -77,7 +77,6 @@ class ScoreKernelBase(MCMCKernel):
             forward_mode_differentiation,
         )
         self._potential_fn_gen, self._postprocess_fn = setup.potential_fn_gen, setup.postprocess_fn
-        self._run_model = setup.model
         return setup
 
     def _get_potential_fn(self, model_args, model_kwargs):

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from robust_score._checks import check_positive_scalar
 from robust_score.kernels import mala, ula
+from robust_score.numpyro.score_prior import SCORE_KERNELS, prior_scores
 
 __all__ = [
     "AnnealedLikelihood",
@@ -50,10 +51,11 @@ class AnnealedLikelihood:
     up at the first levels (``1 / alpha(T)`` is 150 for ``rs.schedules.vp()``). The default
     guidance of ``rs.AnnealedLangevin``."""
 
-    def likelihood_score(self, log_likelihood, prior_time_score, x, t, alpha, sigma):
-        del prior_time_score, t
+    def time_score(self, log_likelihood, prior_time_score, x, t, alpha, sigma):
+        """The posterior time score at ``x``, level ``t``."""
         weight = alpha**2 / (alpha**2 + sigma**2)
-        return jax.tree.map(lambda g: weight * g, jax.grad(log_likelihood)(x))
+        pull = jax.grad(log_likelihood)(x)
+        return jax.tree.map(lambda s, g: s + weight * g, prior_time_score(x, t), pull)
 
 
 @dataclass(frozen=True)
@@ -77,15 +79,18 @@ class DPS:
     def __post_init__(self):
         check_positive_scalar(self.scale, "scale")
 
-    def likelihood_score(self, log_likelihood, prior_time_score, x, t, alpha, sigma):
+    def time_score(self, log_likelihood, prior_time_score, x, t, alpha, sigma):
+        """The posterior time score at ``x``, level ``t``: the prior's score is the one the
+        Tweedie estimate is differentiated through, evaluated once."""
+
         def denoised(u):
             s = prior_time_score(u, t)
-            return jax.tree.map(lambda a, b: (a + sigma**2 * b) / alpha, u, s)
+            return jax.tree.map(lambda a, b: (a + sigma**2 * b) / alpha, u, s), s
 
-        estimate, pullback = jax.vjp(denoised, x)
+        estimate, pullback, score = jax.vjp(denoised, x, has_aux=True)
         (guidance,) = pullback(jax.grad(log_likelihood)(estimate))
         weight = self.scale * (alpha**2 / (alpha**2 + sigma**2)) ** 2
-        return jax.tree.map(lambda g: weight * g, guidance)
+        return jax.tree.map(lambda s, g: s + weight * g, score, guidance)
 
 
 def plug_and_play_drift(log_likelihood: Callable, prior_score: Callable) -> Callable:
@@ -100,16 +105,20 @@ def plug_and_play_drift(log_likelihood: Callable, prior_score: Callable) -> Call
 
 
 def posterior_time_score(
-    log_likelihood: Callable, prior_time_score: Callable, schedule, guidance
+    run_model, potential_fn: Callable, model_args, model_kwargs, schedule, guidance
 ) -> Callable:
-    """``(x, t) -> s_t(x) + guidance``: the posterior time score that ``guidance``
-    (:class:`AnnealedLikelihood` or :class:`DPS`) approximates; ``log_likelihood`` is the
-    rest of the model's log density and ``prior_time_score(x, t)`` the prior sites'."""
+    """``(z, t) ->`` the posterior time score of a model whose latent sites are all
+    ``ScorePrior`` sites, as ``guidance`` (:class:`AnnealedLikelihood` or :class:`DPS`)
+    approximates it: ``run_model`` is the model with their densities left out, and
+    ``potential_fn`` its potential energy (the likelihood's) at these arguments."""
+    prior_time_score = partial(prior_scores, run_model, model_args, model_kwargs)
+
+    def log_likelihood(z):
+        return -potential_fn(z)
 
     def time_score(x, t):
         alpha, sigma = schedule.alpha(t), schedule.sigma(t)
-        pull = guidance.likelihood_score(log_likelihood, prior_time_score, x, t, alpha, sigma)
-        return jax.tree.map(jnp.add, prior_time_score(x, t), pull)
+        return guidance.time_score(log_likelihood, prior_time_score, x, t, alpha, sigma)
 
     return time_score
 
@@ -119,8 +128,6 @@ def plug_and_play_prior(setup, adjust: bool, score_fn) -> Callable | None:
     ``(model_args, model_kwargs) -> z ->`` the prior sites' scores; ``None`` without such
     sites. MALA needs the density those sites lack, and a ``score_fn`` would replace the
     score they give: both are refused, naming the sites."""
-    from robust_score.numpyro.score_prior import SCORE_KERNELS, prior_scores
-
     if not setup.priors:
         return None
     names = ", ".join(f"'{name}'" for name in setup.priors)
@@ -186,11 +193,7 @@ def annealed_reference(model, model_args=(), model_kwargs=None):
     from numpyro.infer.util import potential_energy
 
     from robust_score.kernels.annealed_langevin import AnnealedLangevin
-    from robust_score.numpyro.score_prior import (
-        prior_scores,
-        score_prior_sites,
-        without_prior_densities,
-    )
+    from robust_score.numpyro.score_prior import score_prior_sites, without_prior_densities
     from robust_score.numpyro.transforms import latent, model_sites
 
     model_kwargs = {} if model_kwargs is None else model_kwargs
@@ -202,8 +205,10 @@ def annealed_reference(model, model_args=(), model_kwargs=None):
     (schedule,) = schedules
     run_model = without_prior_densities(model)
     time_score_fn = posterior_time_score(
-        lambda z: -potential_energy(run_model, model_args, model_kwargs, z),
-        partial(prior_scores, run_model, model_args, model_kwargs),
+        run_model,
+        partial(potential_energy, run_model, model_args, model_kwargs),
+        model_args,
+        model_kwargs,
         schedule,
         AnnealedLikelihood(),
     )

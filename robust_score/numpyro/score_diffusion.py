@@ -25,7 +25,7 @@ from robust_score.kernels._annealing import AnnealingPath
 from robust_score.kernels.annealed_langevin import AnnealedLangevin
 from robust_score.numpyro._common import ScoreKernelBase
 from robust_score.numpyro.posterior import DPS, AnnealedLikelihood, posterior_time_score
-from robust_score.numpyro.score_prior import check_posterior_sites, prior_scores
+from robust_score.numpyro.score_prior import check_posterior_sites
 
 __all__ = ["ScoreDiffusion", "ScoreDiffusionState"]
 
@@ -179,10 +179,11 @@ class ScoreDiffusion(ScoreKernelBase):
     def _posterior_time_score(self, run_model, model_args, model_kwargs):
         """The posterior time score of a ``ScorePrior`` model at these arguments: the
         priors' time scores and the likelihood through ``guidance``."""
-        potential_fn = self._get_potential_fn(model_args, model_kwargs)
         return posterior_time_score(
-            lambda z: -potential_fn(z),
-            partial(prior_scores, run_model, model_args, model_kwargs or {}),
+            run_model,
+            self._get_potential_fn(model_args, model_kwargs),
+            model_args,
+            model_kwargs or {},
             self._settings.schedule,
             self._guidance,
         )
